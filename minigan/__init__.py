@@ -1,0 +1,21 @@
+"""minigan: a small deep-learning engine with second-order autograd, built to rebuild GANs.
+
+    >>> import minigan as mg
+    >>> x = mg.tensor([0.5], requires_grad=True)
+    >>> (dy,) = mg.grad(mg.tanh(x).sum(), x, create_graph=True)
+    >>> dy.backward()            # d^2/dx^2 tanh(x) lands in x.grad
+"""
+from . import backend
+from .autograd import (
+    Function, Tensor, arange, enable_grad, full, grad, is_grad_enabled, no_grad, ones, ones_like,
+    rand, randn, tensor, zeros, zeros_like,
+)
+from .backend import get_default_dtype, get_rng_state, manual_seed, set_default_dtype, set_rng_state
+from .backend import float32, float64, int64
+from .gradcheck import GradcheckError, gradcheck, gradgradcheck
+from .ops import (
+    abs, cat, clamp, exp, flatten, fold, leaky_relu, log, matmul, max, mean, permute, relu,
+    reshape, sigmoid, sqrt, squeeze, stack, sum, tanh, transpose, unfold, unsqueeze, var, where,
+)
+
+__version__ = "0.1.0"

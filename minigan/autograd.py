@@ -1,0 +1,593 @@
+"""Tensor, Function and the backward walk.
+
+A ``Tensor`` wraps one backend array. Every op that makes a tensor from tensors is a
+``Function``: ``forward`` works on raw arrays, ``backward`` is written with Tensor ops. When the
+backward pass runs with ``create_graph=True`` those ops are recorded like any others, so the
+gradient is itself a differentiable graph: that is all double backward needs.
+
+    >>> import minigan as mg
+    >>> x = mg.tensor([1.0, 2.0], requires_grad=True)
+    >>> (x * x).sum().backward()
+    >>> x.grad.numpy()
+    array([2., 4.], dtype=float32)
+"""
+import contextlib
+import weakref
+
+from . import backend
+from .backend import xp
+
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    return _grad_enabled
+
+
+@contextlib.contextmanager
+def _grad_mode(enabled):
+    global _grad_enabled
+    previous, _grad_enabled = _grad_enabled, enabled
+    try:
+        yield
+    finally:
+        _grad_enabled = previous
+
+
+def no_grad():
+    """Context manager: ops inside record no graph (for updates, evaluation, sampling)."""
+    return _grad_mode(False)
+
+
+def enable_grad():
+    return _grad_mode(True)
+
+
+class Function:
+    """One node of the graph. Subclasses define ``forward(ctx, *arrays, **params)`` and
+    ``backward(ctx, grad)``; ``apply`` wires them to tensors.
+
+    ``ctx`` is the Function instance itself: forward saves what backward needs on it.
+    ``ctx.inputs`` are the input Tensors, ``ctx.output`` the output Tensor (held weakly, to keep
+    the graph free of reference cycles), ``ctx.needs_input_grad`` one flag per input.
+    """
+
+    def __init__(self, inputs):
+        self.inputs = inputs
+        self.needs_input_grad = tuple(t.requires_grad for t in inputs)
+        self._output = None
+
+    @property
+    def output(self):
+        return self._output()
+
+    @property
+    def label(self):
+        return type(self).__name__.lower()
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        tensors = tuple(_as_tensor(x, _like(inputs)) for x in inputs)
+        _check_dtypes(cls.__name__, tensors)
+        ctx = cls(tensors)
+        data = ctx.forward(*(t.data for t in tensors), **params)
+        record = _grad_enabled and any(ctx.needs_input_grad)
+        out = Tensor(data, requires_grad=record, _node=ctx if record else None)
+        if record:
+            ctx._output = weakref.ref(out)
+        return out
+
+    def forward(self, *arrays, **params):
+        raise NotImplementedError
+
+    def backward(self, grad):
+        raise NotImplementedError
+
+
+def _like(inputs):
+    for x in inputs:
+        if isinstance(x, Tensor):
+            return x
+    return None
+
+
+def _as_tensor(x, like):
+    if isinstance(x, Tensor):
+        return x
+    dtype = like.dtype if like is not None and like.data.dtype.kind == "f" else None
+    return tensor(x, dtype=dtype)
+
+
+def _check_dtypes(op, tensors):
+    floats = {t.dtype for t in tensors if t.dtype.kind == "f"}
+    if len(floats) > 1:
+        names = " and ".join(sorted(str(d) for d in floats))
+        raise TypeError(
+            f"{op}: cannot mix tensors of dtypes {names}; convert one with .float() or .double() "
+            f"(or set_default_dtype) so both match."
+        )
+
+
+class Tensor:
+    """An n-dimensional array that remembers how it was made.
+
+    ``data`` is the backend array, ``grad`` a Tensor (or None) filled by ``backward``,
+    ``requires_grad`` whether gradients flow to it. Tensors made by ops while gradients are
+    enabled keep a reference to their Function (``node``), whose ``label`` names the op.
+    """
+
+    __array_priority__ = 1000  # numpy array (op) Tensor defers to Tensor's reflected operator
+
+    def __init__(self, data, requires_grad=False, _node=None):
+        self.data = data
+        self.grad = None
+        self.node = _node
+        self._requires_grad = False
+        self.requires_grad = requires_grad
+
+    # --- basic properties -------------------------------------------------------------------
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, flag):
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating tensors can require gradients, not {self.data.dtype}")
+        self._requires_grad = bool(flag)
+
+    def requires_grad_(self, flag=True):
+        self.requires_grad = flag
+        return self
+
+    @property
+    def is_leaf(self):
+        return self.node is None
+
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def size(self):
+        return int(self.data.size)
+
+    @property
+    def T(self):
+        return self.permute(*reversed(range(self.ndim)))
+
+    def __len__(self):
+        return self.shape[0]
+
+    def numpy(self):
+        """The values as a NumPy array on the host (a copy on the GPU)."""
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        if self.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
+        return self.data.reshape(()).item()
+
+    def tolist(self):
+        return self.numpy().tolist()
+
+    def detach(self):
+        """The same data, cut from the graph."""
+        return Tensor(self.data)
+
+    def astype(self, dtype):
+        from .ops import cast
+
+        return cast(self, dtype)
+
+    def float(self):
+        return self.astype(xp.float32)
+
+    def double(self):
+        return self.astype(xp.float64)
+
+    def __repr__(self):
+        extra = ""
+        if self.node is not None:
+            extra = f", op={self.node.label}"
+        elif self.requires_grad:
+            extra = ", requires_grad=True"
+        body = str(self.numpy()).replace("\n", "\n       ")
+        return f"tensor({body}, dtype={self.dtype}{extra})"
+
+    def __hash__(self):
+        return id(self)
+
+    def __bool__(self):
+        if self.size != 1:
+            raise ValueError(
+                f"the truth value of a tensor of shape {self.shape} is ambiguous; "
+                "use .any() / .all() on its .data or compare element-wise"
+            )
+        return bool(self.data)
+
+    # --- gradients --------------------------------------------------------------------------
+    def backward(self, grad=None, create_graph=False):
+        """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad.
+
+        ``grad`` may be omitted only for a one-element tensor. With ``create_graph=True`` the
+        gradients are themselves recorded, so they can be differentiated again.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward(): this tensor does not require grad and has no graph; "
+                "make its inputs with requires_grad=True (and not under no_grad())."
+            )
+        grads = _run_backward([self], [_seed_grad(self, grad)], None, create_graph)
+        for leaf, g in grads.items():
+            leaf.grad = g if leaf.grad is None else _accumulate(leaf.grad, g, create_graph)
+
+    # --- operators (implemented in ops.py) ---------------------------------------------------
+    def __add__(self, other):
+        return _ops().add(self, other)
+
+    def __radd__(self, other):
+        return _ops().add(other, self)
+
+    def __sub__(self, other):
+        return _ops().sub(self, other)
+
+    def __rsub__(self, other):
+        return _ops().sub(other, self)
+
+    def __mul__(self, other):
+        return _ops().mul(self, other)
+
+    def __rmul__(self, other):
+        return _ops().mul(other, self)
+
+    def __truediv__(self, other):
+        return _ops().div(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().div(other, self)
+
+    def __pow__(self, other):
+        return _ops().pow(self, other)
+
+    def __rpow__(self, other):
+        return _ops().pow(other, self)
+
+    def __matmul__(self, other):
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops().matmul(other, self)
+
+    def __neg__(self):
+        return _ops().neg(self)
+
+    def __getitem__(self, index):
+        return _ops().getitem(self, index)
+
+    # comparisons give plain boolean tensors (masks): they have no gradient
+    def _compare(self, other, fn):
+        other = other.data if isinstance(other, Tensor) else other
+        return Tensor(fn(self.data, other))
+
+    def __lt__(self, other):
+        return self._compare(other, xp.less)
+
+    def __le__(self, other):
+        return self._compare(other, xp.less_equal)
+
+    def __gt__(self, other):
+        return self._compare(other, xp.greater)
+
+    def __ge__(self, other):
+        return self._compare(other, xp.greater_equal)
+
+    def __eq__(self, other):
+        return self._compare(other, xp.equal)
+
+    def __ne__(self, other):
+        return self._compare(other, xp.not_equal)
+
+    # --- method forms of common ops ----------------------------------------------------------
+    def sum(self, axis=None, keepdims=False):
+        return _ops().sum(self, axis, keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _ops().mean(self, axis, keepdims)
+
+    def max(self, axis=None, keepdims=False):
+        return _ops().max(self, axis, keepdims)
+
+    def var(self, axis=None, keepdims=False, correction=1):
+        return _ops().var(self, axis, keepdims, correction)
+
+    def reshape(self, *shape):
+        return _ops().reshape(self, *shape)
+
+    def view(self, *shape):
+        return _ops().reshape(self, *shape)
+
+    def permute(self, *axes):
+        return _ops().permute(self, *axes)
+
+    def transpose(self, dim0, dim1):
+        return _ops().transpose(self, dim0, dim1)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return _ops().flatten(self, start_dim, end_dim)
+
+    def broadcast_to(self, shape):
+        return _ops().broadcast_to(self, shape)
+
+    def expand(self, *shape):
+        return _ops().broadcast_to(self, shape[0] if len(shape) == 1 else shape)
+
+    def unsqueeze(self, dim):
+        return _ops().unsqueeze(self, dim)
+
+    def squeeze(self, dim=None):
+        return _ops().squeeze(self, dim)
+
+    def exp(self):
+        return _ops().exp(self)
+
+    def log(self):
+        return _ops().log(self)
+
+    def sqrt(self):
+        return _ops().sqrt(self)
+
+    def abs(self):
+        return _ops().abs(self)
+
+    def tanh(self):
+        return _ops().tanh(self)
+
+    def sigmoid(self):
+        return _ops().sigmoid(self)
+
+    def relu(self):
+        return _ops().relu(self)
+
+    def clamp(self, min=None, max=None):
+        return _ops().clamp(self, min, max)
+
+
+def _ops():
+    from . import ops
+
+    return ops
+
+
+def _seed_grad(out, grad):
+    if grad is None:
+        if out.size != 1:
+            raise RuntimeError(
+                f"backward() without a gradient needs a one-element output, got shape {out.shape}; "
+                "reduce it first (e.g. .sum() or .mean()) or pass grad= of the same shape."
+            )
+        return Tensor(xp.ones_like(out.data))
+    grad = grad if isinstance(grad, Tensor) else tensor(grad, dtype=out.dtype)
+    if grad.shape != out.shape:
+        raise RuntimeError(
+            f"backward(): grad has shape {grad.shape} but the output has shape {out.shape}"
+        )
+    return grad
+
+
+def _accumulate(total, g, create_graph):
+    if create_graph:
+        return total + g
+    return Tensor(total.data + g.data)
+
+
+def _topological_order(roots):
+    """Function nodes reachable from ``roots``, each after every node that consumes it.
+
+    Iterative depth-first post-order, so graphs of any depth work (no recursion limit).
+    """
+    order, visited = [], set()
+    stack = [(t.node, False) for t in roots if t.node is not None]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in visited:
+            continue
+        visited.add(id(node))
+        stack.append((node, True))
+        for t in node.inputs:
+            if t.node is not None and id(t.node) not in visited:
+                stack.append((t.node, False))
+    order.reverse()  # consumers first
+    return order
+
+
+def _run_backward(outputs, seeds, targets, create_graph):
+    """Push ``seeds`` from ``outputs`` back through the graph.
+
+    Returns {tensor: gradient} for the leaves that require grad (``targets`` None) or for the
+    ``targets`` tensors only (leaves or not), skipping branches that lead to no target.
+    """
+    order = _topological_order(outputs)
+    wanted = None if targets is None else {id(t) for t in targets}
+    relevant = _relevant_nodes(order, wanted) if wanted is not None else None
+
+    node_grads = {}
+    leaf_grads = {}
+
+    def deposit(t, g):
+        if wanted is not None and id(t) in wanted:
+            prev = leaf_grads.get(id(t))
+            leaf_grads[id(t)] = (t, g if prev is None else _accumulate(prev[1], g, create_graph))
+        if t.node is not None:
+            prev = node_grads.get(id(t.node))
+            node_grads[id(t.node)] = g if prev is None else _accumulate(prev, g, create_graph)
+        elif wanted is None and t.requires_grad:
+            prev = leaf_grads.get(id(t))
+            leaf_grads[id(t)] = (t, g if prev is None else _accumulate(prev[1], g, create_graph))
+
+    for out, seed in zip(outputs, seeds):
+        deposit(out, seed)
+
+    with _grad_mode(create_graph):
+        for node in order:
+            grad = node_grads.pop(id(node), None)
+            if grad is None:
+                continue
+            needs = node.needs_input_grad
+            if relevant is not None:
+                needs = tuple(
+                    t.requires_grad and (id(t) in wanted or (t.node is not None and id(t.node) in relevant))
+                    for t in node.inputs
+                )
+                if not any(needs):
+                    continue
+                full_needs, node.needs_input_grad = node.needs_input_grad, needs
+            try:
+                in_grads = node.backward(grad)
+            finally:
+                if relevant is not None:
+                    node.needs_input_grad = full_needs
+            if not isinstance(in_grads, tuple):
+                in_grads = (in_grads,)
+            for t, g, needed in zip(node.inputs, in_grads, needs):
+                if needed and g is not None:
+                    deposit(t, g)
+    return {t: g for t, g in leaf_grads.values()}
+
+
+def _relevant_nodes(order, wanted):
+    """Ids of the nodes from which some target tensor can be reached going backwards."""
+    relevant = set()
+    for node in reversed(order):  # producers before consumers
+        for t in node.inputs:
+            if id(t) in wanted or (t.node is not None and id(t.node) in relevant):
+                relevant.add(id(node))
+                break
+    return relevant
+
+
+def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple; ``.grad`` is
+    left untouched. With ``create_graph=True`` the results can be differentiated again (what a
+    gradient penalty needs).
+
+        >>> x = tensor([3.0], requires_grad=True)
+        >>> (dy,) = grad((x ** 3).sum(), x, create_graph=True)   # 3x^2 = 27
+        >>> (d2y,) = grad(dy.sum(), x)                           # 6x   = 18
+    """
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    for i, t in enumerate(inputs):
+        if not t.requires_grad:
+            raise RuntimeError(
+                f"grad(): input {i} (shape {t.shape}) does not require grad; "
+                "create it with requires_grad=True or call .requires_grad_()"
+            )
+    for i, out in enumerate(outputs):
+        if not out.requires_grad:
+            raise RuntimeError(
+                f"grad(): output {i} (shape {out.shape}) does not require grad, so it does not "
+                "depend on any input that does"
+            )
+    seeds = [_seed_grad(o, g) for o, g in zip(outputs, grad_outputs)]
+    found = _run_backward(outputs, seeds, inputs, create_graph)
+    result = []
+    for i, t in enumerate(inputs):
+        g = found.get(t)
+        if g is None and not allow_unused:
+            raise RuntimeError(
+                f"grad(): input {i} (shape {t.shape}) was not used to compute the outputs; "
+                "pass allow_unused=True to get None for it"
+            )
+        result.append(g)
+    return tuple(result)
+
+
+# --- constructors -----------------------------------------------------------------------------
+def _resolve_dtype(data, dtype):
+    if dtype is not None:
+        return xp.dtype(dtype)
+    kind = getattr(data, "dtype", None)
+    if kind is not None:
+        kind = kind.kind
+        if kind == "f":
+            return backend.get_default_dtype() if data.dtype.itemsize < 4 else data.dtype
+        return data.dtype
+    return None
+
+
+def tensor(data, requires_grad=False, dtype=None):
+    """Make a Tensor from a number, nested list, NumPy/CuPy array or Tensor (data is copied
+    only when it must be). Floating Python data takes the default dtype (float32 unless
+    ``set_default_dtype`` changed it); NumPy float64 arrays stay float64 unless ``dtype`` says."""
+    if isinstance(data, Tensor):
+        data = data.data
+    if not backend.is_array(data):
+        host = backend.asarray(data)
+        if host.dtype.kind == "f" and dtype is None:
+            dtype = backend.get_default_dtype()
+        if host.dtype.kind == "i" and dtype is None:
+            dtype = xp.int64
+        data = host
+    arr = backend.asarray(data, dtype=_resolve_dtype(data, dtype))
+    return Tensor(arr, requires_grad=requires_grad)
+
+
+def _shape(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        return tuple(shape[0])
+    return tuple(shape)
+
+
+def _dtype(dtype):
+    return xp.dtype(dtype) if dtype is not None else backend.get_default_dtype()
+
+
+def zeros(*shape, requires_grad=False, dtype=None):
+    return Tensor(xp.zeros(_shape(shape), dtype=_dtype(dtype)), requires_grad)
+
+
+def ones(*shape, requires_grad=False, dtype=None):
+    return Tensor(xp.ones(_shape(shape), dtype=_dtype(dtype)), requires_grad)
+
+
+def full(shape, value, requires_grad=False, dtype=None):
+    return Tensor(xp.full(_shape((shape,)), value, dtype=_dtype(dtype)), requires_grad)
+
+
+def zeros_like(t, requires_grad=False):
+    return Tensor(xp.zeros_like(t.data), requires_grad)
+
+
+def ones_like(t, requires_grad=False):
+    return Tensor(xp.ones_like(t.data), requires_grad)
+
+
+def randn(*shape, requires_grad=False, dtype=None):
+    """Standard normal samples from minigan's one generator (see ``manual_seed``)."""
+    return Tensor(backend.randn(_shape(shape), _dtype(dtype)), requires_grad)
+
+
+def rand(*shape, requires_grad=False, dtype=None):
+    """Uniform samples in [0, 1) from minigan's one generator."""
+    return Tensor(backend.rand(_shape(shape), _dtype(dtype)), requires_grad)
+
+
+def arange(*args, dtype=None):
+    return Tensor(xp.arange(*args, dtype=dtype))

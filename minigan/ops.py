@@ -1,0 +1,644 @@
+"""Primitive ops: each a Function with its forward on arrays and its backward in Tensor ops.
+
+Because every backward below is built from these same ops, a recorded backward pass can be
+differentiated again. Ops that are compositions of primitives (mean, var, stack, flatten ...)
+are plain functions at the end of the file and need no backward of their own.
+"""
+import math
+
+from . import backend
+from .autograd import Function, Tensor, _as_tensor
+from .backend import xp
+
+
+def _sum_to_shape(g, shape):
+    """Undo NumPy broadcasting: sum ``g`` down to ``shape`` (the backward of every broadcast)."""
+    if g.shape == tuple(shape):
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    )
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def _const(array):
+    """A tensor outside the graph (masks, signs): treated as a constant by the derivative."""
+    return Tensor(array)
+
+
+# --- elementwise arithmetic ---------------------------------------------------------------------
+class Add(Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        a, b = self.inputs
+        return _sum_to_shape(g, a.shape), _sum_to_shape(g, b.shape)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g):
+        a, b = self.inputs
+        gb = _sum_to_shape(-g, b.shape) if self.needs_input_grad[1] else None
+        return _sum_to_shape(g, a.shape), gb
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, g):
+        a, b = self.inputs
+        ga = _sum_to_shape(g * b, a.shape) if self.needs_input_grad[0] else None
+        gb = _sum_to_shape(g * a, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Div(Function):
+    def forward(self, a, b):
+        return a / b
+
+    def backward(self, g):
+        a, b = self.inputs
+        ga = _sum_to_shape(g / b, a.shape) if self.needs_input_grad[0] else None
+        # d(a/b)/db = -a/b^2 = -out/b
+        gb = _sum_to_shape(-g * self.output / b, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, a):
+        return -a
+
+    def backward(self, g):
+        return -g
+
+
+class PowScalar(Function):
+    def forward(self, a, p):
+        self.p = p
+        return a**p
+
+    def backward(self, g):
+        (a,) = self.inputs
+        p = self.p
+        if p == 0:
+            return g * 0.0
+        if p == 1:
+            return g
+        return g * p * a ** (p - 1)
+
+
+class Pow(Function):
+    def forward(self, a, b):
+        return a**b
+
+    def backward(self, g):
+        a, b = self.inputs
+        ga = _sum_to_shape(g * b * a ** (b - 1), a.shape) if self.needs_input_grad[0] else None
+        # d(a^b)/db = a^b log a
+        gb = _sum_to_shape(g * self.output * log(a), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Exp(Function):
+    def forward(self, a):
+        return xp.exp(a)
+
+    def backward(self, g):
+        return g * self.output
+
+
+class Log(Function):
+    def forward(self, a):
+        return xp.log(a)
+
+    def backward(self, g):
+        return g / self.inputs[0]
+
+
+class Sqrt(Function):
+    def forward(self, a):
+        return xp.sqrt(a)
+
+    def backward(self, g):
+        return g * 0.5 / self.output
+
+
+class Abs(Function):
+    def forward(self, a):
+        self.sign = xp.sign(a)
+        return xp.abs(a)
+
+    def backward(self, g):
+        return g * _const(self.sign)
+
+
+class Tanh(Function):
+    def forward(self, a):
+        return xp.tanh(a)
+
+    def backward(self, g):
+        out = self.output
+        return g * (1.0 - out * out)
+
+
+class Sigmoid(Function):
+    def forward(self, a):
+        # exp of -|a| never overflows; the two branches are the same function
+        e = xp.exp(-xp.abs(a))
+        return xp.where(a >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        out = self.output
+        return g * out * (1.0 - out)
+
+
+class Relu(Function):
+    def forward(self, a):
+        self.mask = a > 0
+        return xp.where(self.mask, a, 0).astype(a.dtype, copy=False)
+
+    def backward(self, g):
+        return g * _const(self.mask.astype(g.dtype))
+
+
+class LeakyRelu(Function):
+    def forward(self, a, slope):
+        self.scale = xp.where(a > 0, 1.0, slope).astype(a.dtype)
+        return a * self.scale
+
+    def backward(self, g):
+        return g * _const(self.scale)
+
+
+class Clamp(Function):
+    def forward(self, a, low, high):
+        self.mask = xp.ones(a.shape, dtype=bool)
+        if low is not None:
+            self.mask &= a >= low
+        if high is not None:
+            self.mask &= a <= high
+        return xp.clip(a, low, high)
+
+    def backward(self, g):
+        return g * _const(self.mask.astype(g.dtype))
+
+
+class Where(Function):
+    def forward(self, a, b, cond):
+        self.cond = cond
+        return xp.where(cond, a, b)
+
+    def backward(self, g):
+        a, b = self.inputs
+        zero = _const(xp.zeros((), dtype=g.dtype))
+        ga = _sum_to_shape(where(self.cond, g, zero), a.shape) if self.needs_input_grad[0] else None
+        gb = _sum_to_shape(where(self.cond, zero, g), b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Cast(Function):
+    def forward(self, a, dtype):
+        self.from_dtype = a.dtype
+        return a.astype(dtype)
+
+    def backward(self, g):
+        return cast(g, self.from_dtype)
+
+
+# --- reductions ---------------------------------------------------------------------------------
+def _axes(axis, ndim):
+    if axis is None:
+        return tuple(range(ndim))
+    axis = (axis,) if isinstance(axis, int) else tuple(axis)
+    return tuple(sorted(a % ndim if ndim else a for a in axis))
+
+
+def _kept_shape(shape, axes):
+    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+
+
+class Sum(Function):
+    def forward(self, a, axis, keepdims):
+        self.in_shape = a.shape
+        self.axes = _axes(axis, a.ndim)
+        return xp.sum(a, axis=self.axes, keepdims=keepdims)
+
+    def backward(self, g):
+        return g.reshape(_kept_shape(self.in_shape, self.axes)).broadcast_to(self.in_shape)
+
+
+class Max(Function):
+    def forward(self, a, axis, keepdims):
+        self.in_shape = a.shape
+        self.axes = _axes(axis, a.ndim)
+        top = xp.max(a, axis=self.axes, keepdims=True)
+        # ties share the gradient evenly, like PyTorch's amax
+        mask = (a == top).astype(a.dtype)
+        self.share = mask / xp.sum(mask, axis=self.axes, keepdims=True)
+        return top if keepdims else top.reshape([n for i, n in enumerate(a.shape) if i not in self.axes])
+
+    def backward(self, g):
+        g = g.reshape(_kept_shape(self.in_shape, self.axes))
+        return g * _const(self.share)
+
+
+# --- shape ops ----------------------------------------------------------------------------------
+class Reshape(Function):
+    def forward(self, a, shape):
+        self.in_shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, g):
+        return g.reshape(self.in_shape)
+
+
+class Permute(Function):
+    def forward(self, a, axes):
+        self.axes = axes
+        return xp.transpose(a, axes)
+
+    def backward(self, g):
+        inverse = [0] * len(self.axes)
+        for i, ax in enumerate(self.axes):
+            inverse[ax] = i
+        return g.permute(*inverse)
+
+
+class BroadcastTo(Function):
+    def forward(self, a, shape):
+        self.in_shape = a.shape
+        return xp.broadcast_to(a, shape)
+
+    def backward(self, g):
+        return _sum_to_shape(g, self.in_shape)
+
+
+def _index_data(index):
+    """Turn tensors and lists inside an index into backend arrays."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    out = []
+    for i in index:
+        if isinstance(i, Tensor):
+            i = i.data
+        elif isinstance(i, list):
+            i = xp.asarray(i)
+        out.append(i)
+    return tuple(out)
+
+
+def _is_basic(index):
+    return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in index)
+
+
+class GetItem(Function):
+    def forward(self, a, index):
+        self.in_shape = a.shape
+        self.index = index
+        return a[index]
+
+    def backward(self, g):
+        return IndexAdd.apply(g, shape=self.in_shape, index=self.index)
+
+
+class IndexAdd(Function):
+    """zeros(shape)[index] += g: the adjoint of indexing (repeated indices add up)."""
+
+    def forward(self, g, shape, index):
+        self.index = index
+        out = xp.zeros(shape, dtype=g.dtype)
+        if _is_basic(index):
+            out[index] = g
+        else:
+            backend.index_add(out, index, g)
+        return out
+
+    def backward(self, g):
+        return GetItem.apply(g, index=self.index)
+
+
+class Cat(Function):
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        self.sizes = [a.shape[axis] for a in arrays]
+        return xp.concatenate(arrays, axis=axis)
+
+    def backward(self, g):
+        grads, start = [], 0
+        lead = (slice(None),) * (self.axis % g.ndim)
+        for n in self.sizes:
+            grads.append(g[lead + (slice(start, start + n),)])
+            start += n
+        return tuple(grads)
+
+
+class MatMul(Function):
+    def forward(self, a, b):
+        return xp.matmul(a, b)
+
+    def backward(self, g):
+        a, b = self.inputs
+        ga = _sum_to_shape(g @ b.transpose(-1, -2), a.shape) if self.needs_input_grad[0] else None
+        gb = _sum_to_shape(a.transpose(-1, -2) @ g, b.shape) if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+# --- unfold / fold (im2col / col2im) ------------------------------------------------------------
+def _pair(v, name):
+    pair = (v, v) if isinstance(v, int) else tuple(v)
+    if len(pair) != 2 or not all(isinstance(n, int) for n in pair):
+        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
+    return pair
+
+
+def conv_output_size(size, kernel, stride=1, padding=0, dilation=1):
+    """Positions a kernel visits along one axis: floor((size + 2p - d(k-1) - 1) / s) + 1."""
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def _window_slices(k_index, dilation, stride, count):
+    start = k_index * dilation
+    return slice(start, start + stride * (count - 1) + 1, stride)
+
+
+class Unfold(Function):
+    """(N, C, H, W) -> (N, C*kh*kw, L): each column holds one kernel window (PyTorch's layout)."""
+
+    def forward(self, x, kernel_size, stride, padding, dilation):
+        n, c, h, w = x.shape
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
+        self.params = (h, w), kernel_size, stride, padding, dilation
+        oh = conv_output_size(h, kh, sh, ph, dh)
+        ow = conv_output_size(w, kw, sw, pw, dw)
+        if oh <= 0 or ow <= 0:
+            raise ValueError(
+                f"unfold: kernel {kh}x{kw} (dilation {dh}x{dw}) is larger than the padded input "
+                f"{h + 2 * ph}x{w + 2 * pw} (input {h}x{w}, padding {ph}x{pw})"
+            )
+        if ph or pw:
+            x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        cols = xp.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+        # one strided slice copy per kernel offset, instead of gathering with an index array
+        for i in range(kh):
+            rows = _window_slices(i, dh, sh, oh)
+            for j in range(kw):
+                cols[:, :, i, j] = x[:, :, rows, _window_slices(j, dw, sw, ow)]
+        return cols.reshape(n, c * kh * kw, oh * ow)
+
+    def backward(self, g):
+        return fold(g, *self.params)
+
+
+class Fold(Function):
+    """(N, C*kh*kw, L) -> (N, C, H, W), summing overlapping windows: the adjoint of Unfold."""
+
+    def forward(self, cols, output_size, kernel_size, stride, padding, dilation):
+        (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
+            output_size, kernel_size, stride, padding, dilation)
+        self.params = output_size, kernel_size, stride, padding, dilation
+        n, ckk, length = cols.shape
+        oh = conv_output_size(h, kh, sh, ph, dh)
+        ow = conv_output_size(w, kw, sw, pw, dw)
+        if ckk % (kh * kw) or length != oh * ow or oh <= 0 or ow <= 0:
+            raise ValueError(
+                f"fold: input of shape {tuple(cols.shape)} does not match output_size {h}x{w} "
+                f"with kernel {kh}x{kw}, stride {sh}x{sw}, padding {ph}x{pw}, dilation {dh}x{dw} "
+                f"(expected (N, C*{kh * kw}, {max(oh, 0) * max(ow, 0)}))"
+            )
+        c = ckk // (kh * kw)
+        cols = cols.reshape(n, c, kh, kw, oh, ow)
+        out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+        for i in range(kh):
+            rows = _window_slices(i, dh, sh, oh)
+            for j in range(kw):
+                out[:, :, rows, _window_slices(j, dw, sw, ow)] += cols[:, :, i, j]
+        if ph or pw:
+            out = out[:, :, ph:ph + h, pw:pw + w]
+        return out
+
+    def backward(self, g):
+        output_size, kernel_size, stride, padding, dilation = self.params
+        return unfold(g, kernel_size, stride=stride, padding=padding, dilation=dilation)
+
+
+def _check_4d(name, x):
+    if x.ndim != 4:
+        raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
+
+
+def unfold(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Extract every kernel window of an (N, C, H, W) tensor as columns: (N, C*kh*kw, L)."""
+    x = _as_tensor(x, None)
+    _check_4d("unfold", x)
+    return Unfold.apply(
+        x, kernel_size=_pair(kernel_size, "kernel_size"), stride=_pair(stride, "stride"),
+        padding=_pair(padding, "padding"), dilation=_pair(dilation, "dilation"))
+
+
+def fold(x, output_size, kernel_size, stride=1, padding=0, dilation=1):
+    """Sum columns (N, C*kh*kw, L) back into an (N, C, H, W) image: the adjoint of unfold."""
+    x = _as_tensor(x, None)
+    if x.ndim != 3:
+        raise ValueError(f"fold: expected a 3-D input (N, C*kh*kw, L), got shape {x.shape}")
+    return Fold.apply(
+        x, output_size=_pair(output_size, "output_size"),
+        kernel_size=_pair(kernel_size, "kernel_size"), stride=_pair(stride, "stride"),
+        padding=_pair(padding, "padding"), dilation=_pair(dilation, "dilation"))
+
+
+# --- the functions users call -------------------------------------------------------------------
+def add(a, b):
+    return Add.apply(a, b)
+
+
+def sub(a, b):
+    return Sub.apply(a, b)
+
+
+def mul(a, b):
+    return Mul.apply(a, b)
+
+
+def div(a, b):
+    return Div.apply(a, b)
+
+
+def neg(a):
+    return Neg.apply(a)
+
+
+def pow(a, b):
+    """a ** b, for a tensor and a Python number (either way round) or two tensors."""
+    if isinstance(b, (int, float)) and isinstance(a, Tensor):
+        return PowScalar.apply(a, p=b)
+    return Pow.apply(a, b)
+
+
+def exp(a):
+    return Exp.apply(a)
+
+
+def log(a):
+    return Log.apply(a)
+
+
+def sqrt(a):
+    return Sqrt.apply(a)
+
+
+def abs(a):
+    return Abs.apply(a)
+
+
+def tanh(a):
+    return Tanh.apply(a)
+
+
+def sigmoid(a):
+    return Sigmoid.apply(a)
+
+
+def relu(a):
+    return Relu.apply(a)
+
+
+def leaky_relu(a, negative_slope=0.01):
+    return LeakyRelu.apply(a, slope=negative_slope)
+
+
+def clamp(a, min=None, max=None):
+    if min is None and max is None:
+        raise ValueError("clamp: give at least one of min and max")
+    return Clamp.apply(a, low=min, high=max)
+
+
+def where(cond, a, b):
+    """Elementwise ``a`` where ``cond`` holds, else ``b``; ``cond`` is a constant mask."""
+    cond = cond.data if isinstance(cond, Tensor) else xp.asarray(cond)
+    return Where.apply(a, b, cond=cond)
+
+
+def cast(a, dtype):
+    dtype = xp.dtype(dtype)
+    if a.dtype == dtype:
+        return a
+    return Cast.apply(a, dtype=dtype)
+
+
+def sum(a, axis=None, keepdims=False):
+    return Sum.apply(a, axis=axis, keepdims=keepdims)
+
+
+def max(a, axis=None, keepdims=False):
+    return Max.apply(a, axis=axis, keepdims=keepdims)
+
+
+def mean(a, axis=None, keepdims=False):
+    a = _as_tensor(a, None)
+    count = math.prod(a.shape[i] for i in _axes(axis, a.ndim))
+    return sum(a, axis, keepdims) * (1.0 / count)
+
+
+def var(a, axis=None, keepdims=False, correction=1):
+    """Variance over ``axis``, divided by (count - correction): 1 for PyTorch's default
+    unbiased estimate, 0 for the population variance that BatchNorm normalises with."""
+    count = math.prod(a.shape[i] for i in _axes(axis, a.ndim))
+    centred = a - mean(a, axis, keepdims=True)
+    return sum(centred * centred, axis, keepdims) * (1.0 / (count - correction))
+
+
+def _shape_args(shape):
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
+def reshape(a, *shape):
+    shape = _shape_args(shape)
+    size = math.prod(n for n in shape if n != -1)
+    if shape.count(-1) > 1 or (-1 not in shape and size != a.size) or (size and a.size % size):
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} into {shape}")
+    return Reshape.apply(a, shape=shape)
+
+
+def permute(a, *axes):
+    axes = tuple(ax % a.ndim for ax in _shape_args(axes))
+    if sorted(axes) != list(range(a.ndim)):
+        raise ValueError(f"permute: {axes} is not a permutation of the {a.ndim} axes of shape {a.shape}")
+    return Permute.apply(a, axes=axes)
+
+
+def transpose(a, dim0, dim1):
+    axes = list(range(a.ndim))
+    axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+    return permute(a, *axes)
+
+
+def flatten(a, start_dim=0, end_dim=-1):
+    if a.ndim == 0:
+        return a.reshape(1)
+    start, end = start_dim % a.ndim, end_dim % a.ndim
+    shape = a.shape[:start] + (math.prod(a.shape[start:end + 1]),) + a.shape[end + 1:]
+    return a.reshape(shape)
+
+
+def unsqueeze(a, dim):
+    dim = dim % (a.ndim + 1)
+    return a.reshape(a.shape[:dim] + (1,) + a.shape[dim:])
+
+
+def squeeze(a, dim=None):
+    if dim is None:
+        return a.reshape(tuple(n for n in a.shape if n != 1))
+    dim = dim % a.ndim
+    if a.shape[dim] != 1:
+        return a
+    return a.reshape(a.shape[:dim] + a.shape[dim + 1:])
+
+
+def broadcast_to(a, shape):
+    shape = tuple(shape)
+    if a.shape == shape:
+        return a
+    return BroadcastTo.apply(a, shape=shape)
+
+
+def getitem(a, index):
+    return GetItem.apply(a, index=_index_data(index))
+
+
+def cat(tensors, axis=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    return Cat.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    return cat([unsqueeze(_as_tensor(t, None), axis) for t in tensors], axis)
+
+
+def matmul(a, b):
+    """Matrix product with NumPy's rules: batched over leading axes, 1-D operands promoted."""
+    a, b = _as_tensor(a, b if isinstance(b, Tensor) else None), _as_tensor(b, a if isinstance(a, Tensor) else None)
+    if a.ndim == 0 or b.ndim == 0:
+        raise ValueError(f"matmul: operands must have at least one axis, got shapes {a.shape} and {b.shape}")
+    k_a = a.shape[-1]
+    k_b = b.shape[-2] if b.ndim > 1 else b.shape[0]
+    if k_a != k_b:
+        raise ValueError(
+            f"matmul: shapes {a.shape} and {b.shape} do not align "
+            f"({k_a} columns on the left, {k_b} rows on the right)"
+        )
+    if a.ndim == 1:
+        return MatMul.apply(a.reshape(1, k_a), b if b.ndim > 1 else b.reshape(k_b, 1)).reshape(
+            b.shape[:-2] + b.shape[-1:] if b.ndim > 1 else ())
+    if b.ndim == 1:
+        return MatMul.apply(a, b.reshape(k_b, 1)).reshape(a.shape[:-1])
+    return MatMul.apply(a, b)
