@@ -123,6 +123,16 @@ class Log(Function):
         return g / self.inputs[0]
 
 
+class Log1p(Function):
+    """log(1 + a), accurate where a is tiny (softplus and the logit losses need that)."""
+
+    def forward(self, a):
+        return xp.log1p(a)
+
+    def backward(self, g):
+        return g / (1.0 + self.inputs[0])
+
+
 class Sqrt(Function):
     def forward(self, a):
         return xp.sqrt(a)
@@ -488,6 +498,10 @@ def exp(a):
 
 def log(a):
     return Log.apply(a)
+
+
+def log1p(a):
+    return Log1p.apply(a)
 
 
 def sqrt(a):
