@@ -129,7 +129,7 @@ def _encode(value, arrays, where):
     if backend.is_array(value) or is_tensor(value) or isinstance(value, np.generic):
         array = as_numpy(value)
         if array.dtype.hasobject:
-            raise TypeError(f"save: {where} is an object array, which cannot be stored without pickle")
+            raise TypeError(f"save: {where} is an object array, which needs pickle to store")
         name = f"a{len(arrays)}"
         arrays[name] = array
         return {"array": name}
@@ -151,12 +151,11 @@ def load(path):
     _refuse_pickles(path)
     with np.load(path, allow_pickle=False) as archive:
         if _STRUCTURE_KEY not in archive.files:
-            raise ValueError(f"{path} is an .npz archive but not a minigan state file (no structure entry)")
+            raise ValueError(f"{path} is an .npz archive but not a minigan state file")
         structure = json.loads(archive[_STRUCTURE_KEY].tobytes().decode("utf-8"))
         if structure.get("format") != FORMAT or structure.get("version", 0) > FORMAT_VERSION:
-            raise ValueError(
-                f"{path}: unknown format {structure.get('format')!r} version {structure.get('version')!r}"
-            )
+            found = f"{structure.get('format')!r} version {structure.get('version')!r}"
+            raise ValueError(f"{path}: unknown format {found}")
         return _decode(structure["root"], archive)
 
 
@@ -179,15 +178,15 @@ def _refuse_pickles(path):
         with open(path, "rb") as file:
             head = file.read(2)
         if head[:1] == b"\x80":
-            raise UnsafeFileError(f"{path} is a pickle file; minigan never unpickles (it can run code)")
+            raise UnsafeFileError(f"{path} is a pickle; minigan never unpickles (it can run code)")
         raise ValueError(f"{path} is not an .npz archive written by minigan.io.save")
     with zipfile.ZipFile(path) as archive:
         for member in archive.namelist():
             with archive.open(member) as entry:
                 if _header_dtype(entry).hasobject:
                     raise UnsafeFileError(
-                        f"{path}: entry {member!r} holds pickled Python objects; minigan refuses to "
-                        "unpickle files (loading a pickle can run arbitrary code)"
+                        f"{path}: entry {member!r} holds pickled Python objects; minigan "
+                        "refuses to unpickle files (loading a pickle can run arbitrary code)"
                     )
 
 
@@ -229,6 +228,7 @@ def load_checkpoint(path, *, models, optimizers):
 def _restore(saved, targets, what, path):
     missing = sorted(set(targets) - set(saved))
     if missing:
-        raise KeyError(f"{path} has no {what} named {', '.join(missing)} (it has: {', '.join(sorted(saved))})")
+        names, present = ", ".join(missing), ", ".join(sorted(saved)) or "none"
+        raise KeyError(f"{path} has no {what} named {names} (it has: {present})")
     for name, target in targets.items():
         target.load_state_dict(saved[name])

@@ -157,7 +157,7 @@ class ArrayModel:
 
 
 class MomentumOptimizer:
-    """Stand-in for an optimizer: int-keyed state with a step count and a buffer, tuple hyper-parameters."""
+    """Stand-in for an optimizer: int-keyed state (a step count and a buffer), tuple settings."""
 
     def __init__(self, model):
         self.model, self.state = model, {}
@@ -171,7 +171,8 @@ class MomentumOptimizer:
         self.model.weight = self.model.weight - self.param_groups[0]["lr"] * entry["buffer"]
 
     def state_dict(self):
-        return {"state": {k: dict(v) for k, v in self.state.items()}, "param_groups": self.param_groups}
+        state = {k: dict(v) for k, v in self.state.items()}
+        return {"state": state, "param_groups": self.param_groups}
 
     def load_state_dict(self, state):
         assert isinstance(state["param_groups"][0]["betas"], tuple)
@@ -201,7 +202,9 @@ def test_checkpoint_resume_matches_an_uninterrupted_run_with_stand_ins(tmp_path)
     minigan.manual_seed(123)  # disturb everything the checkpoint must restore
     model = ArrayModel()
     opt = MomentumOptimizer(model)
-    step, restored_history, extra = load_checkpoint(tmp_path / "ckpt.npz", models={"m": model}, optimizers={"opt": opt})
+    step, restored_history, extra = load_checkpoint(
+        tmp_path / "ckpt.npz", models={"m": model}, optimizers={"opt": opt}
+    )
     assert (step, restored_history, extra) == (10, history, {"note": "halfway"})
     assert opt.state[0]["step"] == 10
     for _ in range(10):
@@ -211,7 +214,9 @@ def test_checkpoint_resume_matches_an_uninterrupted_run_with_stand_ins(tmp_path)
 
 def test_checkpoint_names_a_missing_model(tmp_path):
     minigan.manual_seed(0)
-    save_checkpoint(tmp_path / "c.npz", models={"g": ArrayModel()}, optimizers={}, step=0, history={})
+    save_checkpoint(
+        tmp_path / "c.npz", models={"g": ArrayModel()}, optimizers={}, step=0, history={}
+    )
     with pytest.raises(KeyError, match="no model named d"):
         load_checkpoint(tmp_path / "c.npz", models={"d": ArrayModel()}, optimizers={})
 
@@ -241,7 +246,8 @@ def test_checkpoint_resume_is_bit_identical_for_a_real_model_and_adam(tmp_path):
 
     model, opt = start()
     train(model, opt, 10)
-    save_checkpoint(tmp_path / "ckpt.npz", models={"model": model}, optimizers={"adam": opt}, step=10, history={})
+    save_checkpoint(tmp_path / "ckpt.npz", models={"model": model}, optimizers={"adam": opt},
+                    step=10, history={})
     model, opt = start(seed=99)
     load_checkpoint(tmp_path / "ckpt.npz", models={"model": model}, optimizers={"adam": opt})
     train(model, opt, 10)
