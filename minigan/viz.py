@@ -1,0 +1,136 @@
+"""Pictures of training: image grids, loss and score curves, latent interpolations.
+
+Images are taken in the range a tanh generator produces, [-1, 1], shaped (N, 1, H, W) for grey
+or (N, 3, H, W) for colour, as NumPy/CuPy arrays or minigan Tensors. Figures are drawn with
+matplotlib's Agg canvas directly (no pyplot, no display needed), and every file is written
+atomically, so a viewer refreshing a PNG during training never sees half of one.
+"""
+import math
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from PIL import Image
+
+from .io import as_numpy, atomic_open
+
+GRID_PAD_VALUE = 0.5  # mid grey: visible between white-on-black digits and on dark backgrounds
+
+
+def to_unit_range(images):
+    """Float (N, C, H, W) NumPy images in [0, 1] from [-1, 1] data; (N, H, W) gains an axis."""
+    images = as_numpy(images).astype(np.float32)
+    if images.ndim == 3:
+        images = images[:, None]
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"expected images shaped (N, 1, H, W) or (N, 3, H, W), got {images.shape}")
+    return np.clip((images + 1) / 2, 0, 1)
+
+
+def make_grid(images, nrow=8, padding=2):
+    """Tile images into one (H, W) grey or (H, W, 3) colour array in [0, 1].
+
+    ``nrow`` images per row (fewer when there are fewer images); ``padding`` pixels of grey
+    around every tile, so the grid is ncol * (w + padding) + padding pixels wide.
+    """
+    images = to_unit_range(images)
+    n, channels, height, width = images.shape
+    ncol = max(1, min(nrow, n))
+    nrows = max(1, math.ceil(n / ncol))
+    grid = np.full(
+        (channels, nrows * (height + padding) + padding, ncol * (width + padding) + padding),
+        GRID_PAD_VALUE,
+        dtype=np.float32,
+    )
+    for i, image in enumerate(images):
+        top = padding + (i // ncol) * (height + padding)
+        left = padding + (i % ncol) * (width + padding)
+        grid[:, top: top + height, left: left + width] = image
+    return grid[0] if channels == 1 else grid.transpose(1, 2, 0)
+
+
+def save_grid(images, path, nrow=8, padding=2):
+    """Write a PNG of ``make_grid(images, nrow, padding)``, one file pixel per grid pixel."""
+    _write_png(make_grid(images, nrow, padding), path)
+
+
+def save_image_rows(rows, path, padding=2):
+    """Write a PNG with one row per batch in ``rows`` (e.g. real images above generated ones).
+
+    Batches must have the same number of images; grey rows are shown as RGB when mixed with colour.
+    """
+    rows = [to_unit_range(row) * 2 - 1 for row in rows]
+    if len({len(row) for row in rows}) != 1:
+        lengths = [len(row) for row in rows]
+        raise ValueError(f"save_image_rows: rows have different lengths {lengths}")
+    if len({row.shape[1] for row in rows}) > 1:
+        rows = [np.repeat(row, 3 // row.shape[1], axis=1) for row in rows]
+    save_grid(np.concatenate(rows), path, nrow=len(rows[0]), padding=padding)
+
+
+def save_interpolation(generator_fn, z0, z1, path, steps=10, padding=2):
+    """Walk the latent space in a straight line from z0 to z1 and save what the generator draws.
+
+    ``z0`` and ``z1`` are one latent vector each, or batches (rows, *latent_shape) giving one
+    row of ``steps`` images per pair. ``generator_fn`` maps a Tensor of latents to images.
+    """
+    import minigan
+
+    z0, z1 = as_numpy(z0), as_numpy(z1)
+    if z0.ndim == 1:
+        z0, z1 = z0[None], z1[None]
+    if z0.shape != z1.shape:
+        raise ValueError(f"save_interpolation: z0 {z0.shape} and z1 {z1.shape} differ in shape")
+    t = np.linspace(0, 1, steps, dtype=z0.dtype).reshape((1, steps) + (1,) * (z0.ndim - 1))
+    path_points = (1 - t) * z0[:, None] + t * z1[:, None]  # (rows, steps, *latent_shape)
+    with minigan.no_grad():
+        images = generator_fn(minigan.tensor(path_points.reshape((-1,) + z0.shape[1:])))
+    save_grid(images, path, nrow=steps, padding=padding)
+
+
+def _write_png(grid, path):
+    pixels = np.rint(grid * 255).astype(np.uint8)
+    with atomic_open(path) as file:
+        Image.fromarray(pixels).save(file, format="PNG")
+
+
+def ema(values, window):
+    """Exponential moving average with the start-up bias removed (no drag towards zero)."""
+    decay = 1 - 1 / max(window, 1)
+    smoothed, average = [], 0.0
+    for i, value in enumerate(values, 1):
+        average = decay * average + (1 - decay) * value
+        smoothed.append(average / (1 - decay**i))
+    return smoothed
+
+
+def plot_history(history, path, window=None):
+    """Plot a training history: losses in one panel, discriminator scores in another.
+
+    ``history`` maps names to lists of numbers (``loss_*`` go to the loss panel, the rest, e.g.
+    ``d_real`` / ``d_fake``, to the score panel); an optional ``step`` list gives the x axis.
+    Each curve is drawn raw (faint) and smoothed (EMA over ``window`` points, by default a
+    twentieth of the run).
+    """
+    curves = {name: values for name, values in history.items() if name != "step" and len(values)}
+    panels = [
+        ("losses", {n: v for n, v in curves.items() if "loss" in n}),
+        ("discriminator scores", {n: v for n, v in curves.items() if "loss" not in n}),
+    ]
+    panels = [(title, group) for title, group in panels if group]
+    figure = Figure(figsize=(8, 3 * max(len(panels), 1)), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(max(len(panels), 1), 1, sharex=True, squeeze=False)[:, 0]
+    for ax, (title, group) in zip(axes, panels):
+        for name, values in group.items():
+            steps = history.get("step", range(len(values)))[: len(values)]
+            line, = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
+            smoothed = ema(values, window or max(1, len(values) // 20))
+            ax.plot(steps, smoothed, color=line.get_color(), linewidth=1.5, label=name)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="best", fontsize="small")
+    axes[-1].set_xlabel("step")
+    figure.tight_layout()
+    with atomic_open(path) as file:
+        figure.savefig(file, format="png")
