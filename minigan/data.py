@@ -278,7 +278,7 @@ class FashionMNIST(MNIST):
 # --- Digits: the built-in offline dataset ------------------------------------------------------
 
 # Bump when the generator changes, so cached .npz files from an older version are not reused.
-DIGITS_VERSION = 1
+DIGITS_VERSION = 2
 
 _FONT_FILES = (
     "DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf",
@@ -429,13 +429,13 @@ def _draw_digits(bank, p):
     glyphs, points, centres = bank
     index, linear = p["glyph"], _linear_maps(p)
     centre = centres[index]
-    warped = np.einsum("bij,bkj->bki", linear, points[index] - centre[:, None])
+    warped = (points[index] - centre[:, None]) @ linear.transpose(0, 2, 1)
     scale = p["box"] / (warped.max(1) - warped.min(1)).max(1)
     inverse = (np.linalg.inv(linear) / scale[:, None, None]).astype(np.float32)
 
     grid = np.arange(_SIZE, dtype=np.float32) + 0.5 - _SIZE / 2
     spread = _bilinear_weights(4, _SIZE)
-    wobble = np.einsum("ia,bcae,je->bcij", spread, p["wobble"].astype(np.float32), spread)
+    wobble = spread @ p["wobble"].astype(np.float32) @ spread.T  # (B, 2, 28, 28)
     shift = p["shift"].astype(np.float32)
     dx = grid[None, None, :] + wobble[:, 0] - shift[:, 0, None, None]
     dy = grid[None, :, None] + wobble[:, 1] - shift[:, 1, None, None]
