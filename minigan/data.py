@@ -26,6 +26,7 @@ import zlib
 import numpy as np
 
 from . import backend
+from .autograd import tensor
 from .io import atomic_open
 
 DOWNLOAD_TIMEOUT_S = 30
@@ -582,14 +583,12 @@ def _order(n, shuffle, rng):
 
 
 def _epoch(dataset, batch_size, order, drop_last):
-    import minigan
-
     dtype = np.dtype(backend.get_default_dtype().name)
     stop = len(order) - len(order) % batch_size if drop_last else len(order)
     for start in range(0, stop, batch_size):
         index = order[start: start + batch_size]
         x = dataset.images[index].astype(dtype) * dtype.type(2 / 255) - dtype.type(1)
-        yield minigan.tensor(x), minigan.tensor(dataset.labels[index])
+        yield tensor(x), tensor(dataset.labels[index])
 
 
 # --- the lessons' --dataset flag ----------------------------------------------------------------

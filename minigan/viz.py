@@ -12,6 +12,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from .autograd import no_grad, tensor
 from .io import as_numpy, atomic_open
 
 GRID_PAD_VALUE = 0.5  # mid grey: visible between white-on-black digits and on dark backgrounds
@@ -74,8 +75,6 @@ def save_interpolation(generator_fn, z0, z1, path, steps=10, padding=2):
     ``z0`` and ``z1`` are one latent vector each, or batches (rows, *latent_shape) giving one
     row of ``steps`` images per pair. ``generator_fn`` maps a Tensor of latents to images.
     """
-    import minigan
-
     z0, z1 = as_numpy(z0), as_numpy(z1)
     if z0.ndim == 1:
         z0, z1 = z0[None], z1[None]
@@ -83,8 +82,8 @@ def save_interpolation(generator_fn, z0, z1, path, steps=10, padding=2):
         raise ValueError(f"save_interpolation: z0 {z0.shape} and z1 {z1.shape} differ in shape")
     t = np.linspace(0, 1, steps, dtype=z0.dtype).reshape((1, steps) + (1,) * (z0.ndim - 1))
     path_points = (1 - t) * z0[:, None] + t * z1[:, None]  # (rows, steps, *latent_shape)
-    with minigan.no_grad():
-        images = generator_fn(minigan.tensor(path_points.reshape((-1,) + z0.shape[1:])))
+    with no_grad():
+        images = generator_fn(tensor(path_points.reshape((-1,) + z0.shape[1:])))
     save_grid(images, path, nrow=steps, padding=padding)
 
 
