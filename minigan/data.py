@@ -18,9 +18,11 @@ import functools
 import gzip
 import hashlib
 import http.client
+import math
 import os
 import sys
 import urllib.request
+import zipfile
 import zlib
 
 import numpy as np
@@ -121,7 +123,7 @@ def parse_idx(raw, name="<bytes>"):
         raise IDXFormatError(f"{name}: file ends inside the header ({len(raw)} bytes)")
     shape = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
     dtype = np.dtype(_IDX_TYPES[raw[2]])
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize
     if len(raw) - header_size != expected:
         raise IDXFormatError(
             f"{name}: header says shape {shape} ({expected} bytes of data) but the file holds "
@@ -501,7 +503,8 @@ def _read_cached_digits(path, n):
     try:
         with np.load(path, allow_pickle=False) as archive:
             images, labels = archive["images"], archive["labels"]
-    except (OSError, ValueError, KeyError, zlib.error):  # missing, or damaged: make it again
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile, zlib.error):
+        # Missing or damaged: make it again (and overwrite it atomically).
         return None
     if images.shape != (n, _SIZE, _SIZE) or labels.shape != (n,):
         return None

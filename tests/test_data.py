@@ -282,6 +282,15 @@ def test_digits_are_deterministic_for_a_seed_and_cached(tmp_path):
     assert not np.array_equal(other[0], fresh[0])
 
 
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 not really a zip", b"\x93NUMPY"])
+def test_a_damaged_digits_cache_is_made_again(tmp_path, damage):
+    cached = tmp_path / "digits" / f"digits-v{data.DIGITS_VERSION}-n50-seed0.npz"
+    cached.parent.mkdir()
+    cached.write_bytes(damage)
+    np.testing.assert_array_equal(Digits(n=50, root=tmp_path).images[:, 0], generate_digits(50)[0])
+    assert len(Digits(n=50, root=tmp_path)) == 50
+
+
 def test_digits_look_like_mnist():
     images, labels = generate_digits(1000, seed=0)
     assert images.shape == (1000, 28, 28) and images.dtype == np.uint8
