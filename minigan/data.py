@@ -149,15 +149,7 @@ def read_idx(path, magic):
 # --- downloads ----------------------------------------------------------------------------------
 
 
-def file_md5(path):
-    digest = hashlib.md5()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def download(url, path, md5):
+def download_file(url, path, md5):
     """Fetch ``url`` into ``path``; the file appears only if all of it came, with the right MD5."""
     response = urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S)
     with response, atomic_open(path) as file:
@@ -181,7 +173,7 @@ def _fetch_from_mirrors(filename, folder, mirrors, md5):
         url = mirror.rstrip("/") + "/" + filename
         print(f"minigan: downloading {url}", file=sys.stderr)
         try:
-            download(url, os.path.join(folder, filename), md5)
+            download_file(url, os.path.join(folder, filename), md5)
             return []
         except ChecksumError as exc:
             failures.append(exc)
