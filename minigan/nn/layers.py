@@ -1,0 +1,316 @@
+"""Layers: Modules that hold parameters (and buffers) and call ``minigan.functional``.
+
+Names, arguments, parameter shapes, default initialisation and reprs follow PyTorch, so a model
+written here reads like its PyTorch twin and their state dicts are interchangeable. Each layer
+checks its input and says what it expected, naming itself:
+
+    Conv2d(3, 16, kernel_size=(3, 3), stride=(1, 1)): expected input with 3 channels, got 4 ...
+"""
+import math
+
+from .. import functional as F
+from ..autograd import zeros
+from ..backend import int64
+from . import init
+from .module import Module, Parameter
+
+
+def _parameter(*shape):
+    """A parameter of the default dtype, zero until a reset_parameters fills it."""
+    return Parameter(zeros(shape))
+
+
+def _default_init(weight, bias):
+    """PyTorch's default for Linear and convolutions: kaiming_uniform(a=sqrt(5)), which is
+    U(-1/sqrt(fan_in), 1/sqrt(fan_in)), and the same bound for the bias."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in, _ = init.calculate_fan_in_and_fan_out(weight)
+        bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        init.uniform_(bias, -bound, bound)
+
+
+class Identity(Module):
+    def forward(self, x):
+        return x
+
+
+class Linear(Module):
+    """y = x @ weight.T + bias; weight (out_features, in_features)."""
+
+    def __init__(self, in_features, out_features, bias=True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = _parameter(out_features, in_features)
+        self.bias = _parameter(out_features) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        _default_init(self.weight, self.bias)
+
+    def forward(self, x):
+        if x.ndim == 0 or x.shape[-1] != self.in_features:
+            raise ValueError(
+                f"{self.describe()}: expected input with {self.in_features} features in its last "
+                f"dimension, got input shape {x.shape}")
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class _ConvBase(Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride, padding, dilation,
+                 output_padding, bias, weight_shape):
+        super().__init__()
+        who = type(self).__name__
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size = F._pair(kernel_size, "kernel_size", 1, who)
+        self.stride = F._pair(stride, "stride", 1, who)
+        self.padding = F._pair(padding, "padding", 0, who)
+        self.dilation = F._pair(dilation, "dilation", 1, who)
+        self.output_padding = F._pair(output_padding, "output_padding", 0, who)
+        self.weight = _parameter(*weight_shape, *self.kernel_size)
+        self.bias = _parameter(out_channels) if bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        _default_init(self.weight, self.bias)
+
+    def extra_repr(self):
+        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+                f"stride={self.stride}")
+        if self.padding != (0, 0):
+            text += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
+        if self.output_padding != (0, 0):
+            text += f", output_padding={self.output_padding}"
+        if self.bias is None:
+            text += ", bias=False"
+        return text
+
+
+class Conv2d(_ConvBase):
+    """2-D convolution over (N, in_channels, H, W); weight (out, in, kh, kw)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1,
+                 bias=True):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, 0,
+                         bias, (out_channels, in_channels))
+
+    def forward(self, x):
+        F._check_conv_input(self.describe(), x, self.in_channels, self.kernel_size, self.stride,
+                            self.padding, self.dilation)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
+
+
+class ConvTranspose2d(_ConvBase):
+    """Transposed 2-D convolution (a learnable upsampling); weight (in, out, kh, kw)."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0,
+                 output_padding=0, bias=True, dilation=1):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         output_padding, bias, (in_channels, out_channels))
+        for op, s, d in zip(self.output_padding, self.stride, self.dilation):
+            if op >= max(s, d):
+                raise ValueError(
+                    f"ConvTranspose2d: output_padding {self.output_padding} must be smaller than "
+                    f"stride {self.stride} or dilation {self.dilation} in each dimension")
+
+    def forward(self, x):
+        F._check_conv_transpose_input(
+            self.describe(), x, self.in_channels, self.kernel_size, self.stride, self.padding,
+            self.output_padding, self.dilation)
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
+                                  self.output_padding, self.dilation)
+
+
+class _BatchNorm(Module):
+    _input_ndims = ()
+    _layout = ""
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
+                 *, bias=True):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.weight = _parameter(num_features) if affine else None
+        self.bias = _parameter(num_features) if affine and bias else None
+        if track_running_stats:
+            self.register_buffer("running_mean", zeros(num_features))
+            self.register_buffer("running_var", zeros(num_features))
+            self.register_buffer("num_batches_tracked", zeros((), dtype=int64))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            init.zeros_(self.running_mean)
+            init.ones_(self.running_var)
+            init.zeros_(self.num_batches_tracked)
+
+    def reset_parameters(self):
+        self.reset_running_stats()
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        who = self.describe()
+        F._check_ndim(who, x, self._input_ndims, self._layout)
+        F._check_channels(who, x, self.num_features)
+        momentum = self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if momentum is None:  # a cumulative average of all batches seen so far
+                momentum = 1.0 / int(self.num_batches_tracked.item())
+        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                            self.training or not self.track_running_stats, momentum, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel C."""
+
+    _input_ndims = (2, 3)
+    _layout = "(N, C) or (N, C, L)"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) inputs, per channel C."""
+
+    _input_ndims = (4,)
+    _layout = "(N, C, H, W)"
+
+
+class LayerNorm(Module):
+    """Normalise each sample over its trailing ``normalized_shape`` dimensions."""
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
+        super().__init__()
+        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
+        self.weight = _parameter(*shape) if elementwise_affine else None
+        self.bias = _parameter(*shape) if elementwise_affine and bias else None
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, x):
+        if x.shape[max(x.ndim - len(self.normalized_shape), 0):] != self.normalized_shape:
+            raise ValueError(f"{self.describe()}: expected input whose trailing dimensions are "
+                             f"{self.normalized_shape}, got input shape {x.shape}")
+        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+
+
+class Embedding(Module):
+    """A lookup table: integer indices -> rows of ``weight`` (num_embeddings, embedding_dim),
+    initialised N(0, 1)."""
+
+    def __init__(self, num_embeddings, embedding_dim):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = _parameter(num_embeddings, embedding_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        init.normal_(self.weight)
+
+    def forward(self, indices):
+        F._check_indices(self.describe(), indices, self.num_embeddings)
+        return F.embedding(indices, self.weight)
+
+    def extra_repr(self):
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class Dropout(Module):
+    """Zeroes elements with probability p in training mode; the identity in eval mode."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0.0 <= p <= 1.0:
+            raise ValueError(f"Dropout: p must be between 0 and 1, got {p}")
+        self.p = p
+
+    def forward(self, x):
+        return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self):
+        return f"p={self.p}"
+
+
+class ReLU(Module):
+    def forward(self, x):
+        return F.relu(x)
+
+
+class LeakyReLU(Module):
+    def __init__(self, negative_slope=0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        return F.leaky_relu(x, self.negative_slope)
+
+    def extra_repr(self):
+        return f"negative_slope={self.negative_slope}"
+
+
+class Tanh(Module):
+    def forward(self, x):
+        return F.tanh(x)
+
+
+class Sigmoid(Module):
+    def forward(self, x):
+        return F.sigmoid(x)
+
+
+class Flatten(Module):
+    """Merge dimensions start_dim..end_dim into one; by default all but the batch axis."""
+
+    def __init__(self, start_dim=1, end_dim=-1):
+        super().__init__()
+        self.start_dim, self.end_dim = start_dim, end_dim
+
+    def forward(self, x):
+        return x.flatten(self.start_dim, self.end_dim)
+
+    def extra_repr(self):
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
+
+
+class Unflatten(Module):
+    """Split dimension ``dim`` into ``unflattened_size``, e.g. (N, 784) -> (N, 1, 28, 28)."""
+
+    def __init__(self, dim, unflattened_size):
+        super().__init__()
+        self.dim, self.unflattened_size = dim, tuple(unflattened_size)
+
+    def forward(self, x):
+        dim = self.dim % x.ndim
+        if math.prod(self.unflattened_size) != x.shape[dim]:
+            raise ValueError(f"{self.describe()}: dimension {self.dim} of input shape {x.shape} has "
+                             f"size {x.shape[dim]}, which cannot be split into {self.unflattened_size}")
+        return x.reshape(x.shape[:dim] + self.unflattened_size + x.shape[dim + 1:])
+
+    def extra_repr(self):
+        return f"dim={self.dim}, unflattened_size={self.unflattened_size}"
