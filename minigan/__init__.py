@@ -13,7 +13,8 @@ from .autograd import (
 from .backend import get_default_dtype, get_rng_state, manual_seed, set_default_dtype, set_rng_state
 from .backend import float32, float64, int64
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
-from . import functional as F, nn
+from . import functional, nn, optim
+from . import functional as F
 from .ops import (
     abs, cat, clamp, exp, flatten, fold, leaky_relu, log, matmul, max, mean, permute, relu,
     reshape, sigmoid, sqrt, squeeze, stack, sum, tanh, transpose, unfold, unsqueeze, var, where,

@@ -133,3 +133,20 @@ def plot_history(history, path, window=None):
     figure.tight_layout()
     with atomic_open(path) as file:
         figure.savefig(file, format="png")
+
+
+def plot_functions(x, curves, path, title=None):
+    """Plot several functions of one variable on shared axes (``curves`` maps label -> values)."""
+    figure = Figure(figsize=(7, 4), dpi=100)
+    FigureCanvasAgg(figure)
+    ax = figure.subplots()
+    for label, values in curves.items():
+        ax.plot(as_numpy(x), as_numpy(values), label=label, linewidth=1.6)
+    ax.axhline(0, color="grey", linewidth=0.6)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best")
+    if title:
+        ax.set_title(title)
+    figure.tight_layout()
+    with atomic_open(path) as file:
+        figure.savefig(file, format="png")

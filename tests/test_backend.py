@@ -9,7 +9,7 @@ import sys
 import pytest
 
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "minigan"
-HOST_SIDE = {"backend.py", "data.py", "io.py", "viz.py", "metrics.py", "progress.py"}
+HOST_SIDE = {"backend.py", "data.py", "io.py", "viz.py", "metrics.py", "progress.py", "experiment.py"}
 
 
 def _import_minigan_with(backend):
