@@ -178,3 +178,8 @@ def test_errors():
         spectral_norm(nn.Linear(4, 3), name="kernel")
     with pytest.raises(ValueError, match="n_power_iterations must be positive, got 0"):
         spectral_norm(nn.Linear(4, 3), n_power_iterations=0)
+
+
+def test_exported_like_torch_nn_utils():
+    assert nn.utils.spectral_norm is spectral_norm
+    assert nn.utils.remove_spectral_norm is remove_spectral_norm

@@ -1,5 +1,8 @@
 """Neural-network building blocks with PyTorch's names: Module, Parameter, Sequential, layers,
-and ``init`` (initialisers). ``nn.functional`` is ``minigan.functional``."""
+``init`` (initialisers) and ``utils`` (spectral_norm, remove_spectral_norm, as in
+torch.nn.utils). ``nn.functional`` is ``minigan.functional``."""
+from types import SimpleNamespace
+
 from .. import functional
 from . import init
 from .layers import (
@@ -7,3 +10,6 @@ from .layers import (
     LayerNorm, LeakyReLU, Linear, ReLU, Sigmoid, Tanh, Unflatten,
 )
 from .module import Module, Parameter, Sequential
+from .spectral_norm import remove_spectral_norm, spectral_norm
+
+utils = SimpleNamespace(spectral_norm=spectral_norm, remove_spectral_norm=remove_spectral_norm)
