@@ -150,3 +150,29 @@ def plot_functions(x, curves, path, title=None):
     figure.tight_layout()
     with atomic_open(path) as file:
         figure.savefig(file, format="png")
+
+
+def plot_images(panels, path, ncols=None, title=None, cmap="gray"):
+    """Show several 2-D arrays side by side, each with its title and its own colour scale.
+
+    ``panels`` maps titles to (H, W) grey or (H, W, 3) colour arrays of any range (an
+    unfold matrix, a feature map, an image grid from ``make_grid``); ``ncols`` panels per row.
+    """
+    ncols = ncols or len(panels)
+    nrows = math.ceil(len(panels) / ncols)
+    figure = Figure(figsize=(3.2 * ncols, 3.2 * nrows), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (name, image) in zip(axes, panels.items()):
+        ax.imshow(as_numpy(image), cmap=cmap, interpolation="nearest", aspect="auto")
+        ax.set_title(name, fontsize="small")
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if not ax.images:
+            ax.set_axis_off()
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    with atomic_open(path) as file:
+        figure.savefig(file, format="png")
