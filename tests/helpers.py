@@ -124,14 +124,35 @@ def _compare_graphs(out_mg, out_th, leaves_mg, leaves_th, names, second_order, s
                      zeros if h_th is None else h_th.detach().numpy(), f"second derivatives of {name}")
 
 
+class Const:
+    """Marks a floating array that compare_with_torch passes as a constant (no gradient)."""
+
+    def __init__(self, array):
+        self.array = np.asarray(array)
+
+
+def _leaves(arrays, make):
+    """Tensors for the arrays (floating ones differentiable unless wrapped in Const), and the
+    positions of the differentiable ones."""
+    tensors, wanted = [], []
+    for i, a in enumerate(arrays):
+        if isinstance(a, Const):
+            tensors.append(make(a.array, False))
+        else:
+            tensors.append(make(a, a.dtype.kind == "f"))
+            if a.dtype.kind == "f":
+                wanted.append(i)
+    return tensors, wanted
+
+
 def compare_with_torch(mg_fn, torch_fn, *arrays, second_order=True, seed=0):
-    """Call both functions on the same NumPy arrays (floating ones become differentiable leaves,
-    integer ones constants) and compare outputs, first and second derivatives."""
+    """Call both functions on the same NumPy arrays (floating ones become differentiable leaves;
+    integer ones and those wrapped in Const are constants) and compare outputs, first and
+    second derivatives."""
     torch = _torch()
-    leaves_mg = [mg.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
-    leaves_th = [torch.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+    leaves_mg, wanted = _leaves(arrays, lambda a, g: mg.tensor(a, requires_grad=g))
+    leaves_th, _ = _leaves(arrays, lambda a, g: torch.tensor(a, requires_grad=g))
     out_mg, out_th = mg_fn(*leaves_mg), torch_fn(*leaves_th)
-    wanted = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
     _compare_graphs(out_mg, out_th, [leaves_mg[i] for i in wanted], [leaves_th[i] for i in wanted],
                     [f"input {i}" for i in wanted], second_order, seed)
 
@@ -146,13 +167,12 @@ def compare_modules(mg_module, torch_module, *arrays, second_order=False, seed=0
     outputs and the gradients of every floating input and every parameter."""
     torch = _torch()
     copy_torch_weights(mg_module, torch_module)
-    inputs_mg = [mg.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
-    inputs_th = [torch.tensor(a, requires_grad=a.dtype.kind == "f") for a in arrays]
+    inputs_mg, wanted = _leaves(arrays, lambda a, g: mg.tensor(a, requires_grad=g))
+    inputs_th, _ = _leaves(arrays, lambda a, g: torch.tensor(a, requires_grad=g))
     out_mg, out_th = mg_module(*inputs_mg), torch_module(*inputs_th)
     params_mg = dict(mg_module.named_parameters())
     params_th = dict(torch_module.named_parameters())
     assert list(params_mg) == list(params_th)
-    wanted = [i for i, a in enumerate(arrays) if a.dtype.kind == "f"]
     names = [f"input {i}" for i in wanted] + list(params_mg)
     _compare_graphs(out_mg, out_th, [inputs_mg[i] for i in wanted] + list(params_mg.values()),
                     [inputs_th[i] for i in wanted] + list(params_th.values()), names,
