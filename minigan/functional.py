@@ -129,9 +129,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     dilation = _pair(dilation, "dilation", 1, "conv2d")
     out_channels, channels, kh, kw = weight.shape
     oh, ow = _check_conv_input("conv2d", input, channels, (kh, kw), stride, padding, dilation)
-    cols = ops.unfold(input, (kh, kw), stride, padding, dilation)  # (N, C*kh*kw, OH*OW)
-    out = (weight.reshape(out_channels, channels * kh * kw) @ cols).reshape(
-        input.shape[0], out_channels, oh, ow)
+    cols = ops.im2col(input, (kh, kw), stride, padding, dilation)  # (C*kh*kw, N*OH*OW)
+    out = weight.reshape(out_channels, channels * kh * kw) @ cols   # one matrix product
+    out = out.reshape(out_channels, input.shape[0], oh, ow).permute(1, 0, 2, 3)
     return out if bias is None else out + bias.reshape(1, out_channels, 1, 1)
 
 
@@ -151,14 +151,16 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     size = _check_conv_transpose_input(
         who, input, channels, (kh, kw), stride, padding, output_padding, dilation)
     n, _, h, w = input.shape
-    cols = weight.reshape(channels, out_channels * kh * kw).T @ input.reshape(n, channels, h * w)
+    # channel-major input (free when it came from a convolution): one matrix product for all images
+    rows = input.permute(1, 0, 2, 3).reshape(channels, n * h * w)
+    cols = weight.reshape(channels, out_channels * kh * kw).T @ rows
     if all(op < s for op, s in zip(output_padding, stride)):
-        return _add_channel_bias(ops.fold(cols, size, (kh, kw), stride, padding, dilation), bias)
+        return _add_channel_bias(ops.col2im(cols, n, size, (kh, kw), stride, padding, dilation), bias)
     # output_padding >= stride (allowed when dilation is larger): fold the whole unpadded
     # image, append the output_padding rows no window reaches, then crop the padding away.
     whole = tuple(_transposed_output_size(n, k, s, 0, 0, d)
                   for n, k, s, d in zip((h, w), (kh, kw), stride, dilation))
-    out = ops.fold(cols, whole, (kh, kw), stride, 0, dilation)
+    out = ops.col2im(cols, n, whole, (kh, kw), stride, 0, dilation)
     out = pad(out, (0, output_padding[1], 0, output_padding[0]))
     (ph, pw), (oh, ow) = padding, size
     return _add_channel_bias(out[:, :, ph:ph + oh, pw:pw + ow], bias)

@@ -379,13 +379,17 @@ def _window_slices(k_index, dilation, stride, count):
     return slice(start, start + stride * (count - 1) + 1, stride)
 
 
-class Unfold(Function):
-    """(N, C, H, W) -> (N, C*kh*kw, L): each column holds one kernel window (PyTorch's layout)."""
+class Im2Col(Function):
+    """(N, C, H, W) -> (C*kh*kw, N*L): one column per output position of every image.
+
+    Channel-major columns make a whole convolution ONE matrix product, (O, C*kh*kw) @ cols,
+    instead of N small ones; on the 28x28 DCGAN that alone made the train step ~2x faster.
+    """
 
     def forward(self, x, kernel_size, stride, padding, dilation):
         n, c, h, w = x.shape
         (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
-        self.params = (h, w), kernel_size, stride, padding, dilation
+        self.params = n, (h, w), kernel_size, stride, padding, dilation
         oh = conv_output_size(h, kh, sh, ph, dh)
         ow = conv_output_size(w, kw, sw, pw, dw)
         if oh <= 0 or ow <= 0:
@@ -393,50 +397,55 @@ class Unfold(Function):
                 f"unfold: kernel {kh}x{kw} (dilation {dh}x{dw}) is larger than the padded input "
                 f"{h + 2 * ph}x{w + 2 * pw} (input {h}x{w}, padding {ph}x{pw})"
             )
+        source = x.transpose(1, 0, 2, 3)  # a view: (C, N, H, W)
         if ph or pw:
-            x = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
-        cols = xp.empty((n, c, kh, kw, oh, ow), dtype=x.dtype)
+            padded = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
+            padded[:, :, ph:ph + h, pw:pw + w] = source
+            source = padded
+        cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
         # one strided slice copy per kernel offset, instead of gathering with an index array
         for i in range(kh):
             rows = _window_slices(i, dh, sh, oh)
             for j in range(kw):
-                cols[:, :, i, j] = x[:, :, rows, _window_slices(j, dw, sw, ow)]
-        return cols.reshape(n, c * kh * kw, oh * ow)
+                cols[:, i, j] = source[:, :, rows, _window_slices(j, dw, sw, ow)]
+        return cols.reshape(c * kh * kw, n * oh * ow)
 
     def backward(self, g):
-        return fold(g, *self.params)
+        return Col2Im.apply(g, params=self.params)
 
 
-class Fold(Function):
-    """(N, C*kh*kw, L) -> (N, C, H, W), summing overlapping windows: the adjoint of Unfold."""
+class Col2Im(Function):
+    """(C*kh*kw, N*L) -> (N, C, H, W), summing overlapping windows: the adjoint of Im2Col.
 
-    def forward(self, cols, output_size, kernel_size, stride, padding, dilation):
-        (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = (
-            output_size, kernel_size, stride, padding, dilation)
-        self.params = output_size, kernel_size, stride, padding, dilation
-        n, ckk, length = cols.shape
+    The result is a (N, C, H, W) view of channel-major memory, which is exactly the layout the
+    next layer's Im2Col or matrix product reads without a copy."""
+
+    def forward(self, cols, params):
+        n, (h, w), (kh, kw), (sh, sw), (ph, pw), (dh, dw) = params
+        self.params = params
         oh = conv_output_size(h, kh, sh, ph, dh)
         ow = conv_output_size(w, kw, sw, pw, dw)
-        if ckk % (kh * kw) or length != oh * ow or oh <= 0 or ow <= 0:
+        ckk, length = cols.shape
+        if ckk % (kh * kw) or length != n * oh * ow or oh <= 0 or ow <= 0:
             raise ValueError(
-                f"fold: input of shape {tuple(cols.shape)} does not match output_size {h}x{w} "
-                f"with kernel {kh}x{kw}, stride {sh}x{sw}, padding {ph}x{pw}, dilation {dh}x{dw} "
-                f"(expected (N, C*{kh * kw}, {max(oh, 0) * max(ow, 0)}))"
+                f"fold: input of shape {(n, ckk, length // max(n, 1))} does not match output_size "
+                f"{h}x{w} with kernel {kh}x{kw}, stride {sh}x{sw}, padding {ph}x{pw}, dilation "
+                f"{dh}x{dw} (expected (N, C*{kh * kw}, {max(oh, 0) * max(ow, 0)}))"
             )
         c = ckk // (kh * kw)
-        cols = cols.reshape(n, c, kh, kw, oh, ow)
-        out = xp.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
+        cols = cols.reshape(c, kh, kw, n, oh, ow)
+        out = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
         for i in range(kh):
             rows = _window_slices(i, dh, sh, oh)
             for j in range(kw):
-                out[:, :, rows, _window_slices(j, dw, sw, ow)] += cols[:, :, i, j]
+                out[:, :, rows, _window_slices(j, dw, sw, ow)] += cols[:, i, j]
         if ph or pw:
             out = out[:, :, ph:ph + h, pw:pw + w]
-        return out
+        return out.transpose(1, 0, 2, 3)
 
     def backward(self, g):
-        output_size, kernel_size, stride, padding, dilation = self.params
-        return unfold(g, kernel_size, stride=stride, padding=padding, dilation=dilation)
+        n, size, kernel, stride, padding, dilation = self.params
+        return Im2Col.apply(g, kernel_size=kernel, stride=stride, padding=padding, dilation=dilation)
 
 
 def _check_4d(name, x):
@@ -444,13 +453,28 @@ def _check_4d(name, x):
         raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
 
 
-def unfold(x, kernel_size, stride=1, padding=0, dilation=1):
-    """Extract every kernel window of an (N, C, H, W) tensor as columns: (N, C*kh*kw, L)."""
+def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Channel-major columns of an (N, C, H, W) tensor: (C*kh*kw, N*L), the layout convolutions use."""
     x = _as_tensor(x, None)
     _check_4d("unfold", x)
-    return Unfold.apply(
+    return Im2Col.apply(
         x, kernel_size=_pair(kernel_size, "kernel_size"), stride=_pair(stride, "stride"),
         padding=_pair(padding, "padding"), dilation=_pair(dilation, "dilation"))
+
+
+def col2im(cols, batch, output_size, kernel_size, stride=1, padding=0, dilation=1):
+    """Sum channel-major columns (C*kh*kw, N*L) back into an (N, C, H, W) image."""
+    params = (batch, _pair(output_size, "output_size"), _pair(kernel_size, "kernel_size"),
+              _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation"))
+    return Col2Im.apply(cols, params=params)
+
+
+def unfold(x, kernel_size, stride=1, padding=0, dilation=1):
+    """Extract every kernel window of an (N, C, H, W) tensor as columns: (N, C*kh*kw, L),
+    PyTorch's layout (a view of the channel-major im2col)."""
+    cols = im2col(x, kernel_size, stride, padding, dilation)
+    n = x.shape[0]
+    return cols.reshape(cols.shape[0], n, cols.shape[1] // n).permute(1, 0, 2)
 
 
 def fold(x, output_size, kernel_size, stride=1, padding=0, dilation=1):
@@ -458,10 +482,9 @@ def fold(x, output_size, kernel_size, stride=1, padding=0, dilation=1):
     x = _as_tensor(x, None)
     if x.ndim != 3:
         raise ValueError(f"fold: expected a 3-D input (N, C*kh*kw, L), got shape {x.shape}")
-    return Fold.apply(
-        x, output_size=_pair(output_size, "output_size"),
-        kernel_size=_pair(kernel_size, "kernel_size"), stride=_pair(stride, "stride"),
-        padding=_pair(padding, "padding"), dilation=_pair(dilation, "dilation"))
+    n, ckk, length = x.shape
+    cols = x.permute(1, 0, 2).reshape(ckk, n * length)
+    return col2im(cols, n, output_size, kernel_size, stride, padding, dilation)
 
 
 # --- the functions users call -------------------------------------------------------------------
