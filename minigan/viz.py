@@ -112,20 +112,29 @@ def plot_history(history, path, window=None):
     twentieth of the run).
     """
     curves = {name: values for name, values in history.items() if name != "step" and len(values)}
-    panels = [
-        ("losses", {n: v for n, v in curves.items() if "loss" in n}),
-        ("discriminator scores", {n: v for n, v in curves.items() if "loss" not in n}),
-    ]
-    panels = [(title, group) for title, group in panels if group]
+    panels = {
+        "losses": {n: v for n, v in curves.items() if "loss" in n},
+        "discriminator scores": {n: v for n, v in curves.items() if "loss" not in n},
+    }
+    plot_panels(panels, path, steps=history.get("step"), window=window)
+
+
+def plot_panels(panels, path, steps=None, window=None):
+    """Curves in stacked panels sharing the x axis: ``panels`` maps a title to {label: values}.
+
+    Each curve is drawn raw (faint) and smoothed (EMA over ``window`` points, by default a
+    twentieth of its length); ``steps`` gives the x axis (default 0, 1, 2, ...).
+    """
+    panels = [(title, group) for title, group in panels.items() if group]
     figure = Figure(figsize=(8, 3 * max(len(panels), 1)), dpi=100)
     FigureCanvasAgg(figure)
     axes = figure.subplots(max(len(panels), 1), 1, sharex=True, squeeze=False)[:, 0]
     for ax, (title, group) in zip(axes, panels):
         for name, values in group.items():
-            steps = history.get("step", range(len(values)))[: len(values)]
-            line, = ax.plot(steps, values, alpha=0.25, linewidth=0.8)
+            x = (steps if steps is not None else range(len(values)))[: len(values)]
+            line, = ax.plot(x, values, alpha=0.25, linewidth=0.8)
             smoothed = ema(values, window or max(1, len(values) // 20))
-            ax.plot(steps, smoothed, color=line.get_color(), linewidth=1.5, label=name)
+            ax.plot(x, smoothed, color=line.get_color(), linewidth=1.5, label=name)
         ax.set_title(title)
         ax.grid(alpha=0.3)
         ax.legend(loc="best", fontsize="small")
