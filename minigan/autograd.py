@@ -533,8 +533,9 @@ def _resolve_dtype(data, dtype):
 
 
 def tensor(data, requires_grad=False, dtype=None):
-    """Make a Tensor from a number, nested list, NumPy/CuPy array or Tensor (data is copied
-    only when it must be). Floating Python data takes the default dtype (float32 unless
+    """Make a Tensor from a number, nested list, NumPy/CuPy array or Tensor. The data is always
+    copied, as ``torch.tensor`` does, so an optimiser stepping the tensor never changes the
+    caller's array. Floating Python data takes the default dtype (float32 unless
     ``set_default_dtype`` changed it); NumPy float64 arrays stay float64 unless ``dtype`` says."""
     if isinstance(data, Tensor):
         data = data.data
@@ -545,7 +546,7 @@ def tensor(data, requires_grad=False, dtype=None):
         if host.dtype.kind == "i" and dtype is None:
             dtype = xp.int64
         data = host
-    arr = backend.asarray(data, dtype=_resolve_dtype(data, dtype))
+    arr = xp.array(data, dtype=_resolve_dtype(data, dtype), copy=True)
     return Tensor(arr, requires_grad=requires_grad)
 
 

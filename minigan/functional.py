@@ -3,10 +3,11 @@
 Everything here is a composition of the primitives in ``ops``, so each function has exact first
 and second derivatives without a backward of its own. Convolutions are the clearest case:
 
-    conv2d(x, w)           = w.reshape(O, C*kh*kw) @ unfold(x)  -> reshape to (N, O, OH, OW)
-    conv_transpose2d(x, w) = fold(w.reshape(C, O*kh*kw).T @ x)
+    conv2d(x, w)           = w.reshape(O, C*kh*kw) @ im2col(x)          -> (O, N*OH*OW) -> (N, O, OH, OW)
+    conv_transpose2d(x, w) = col2im(w.reshape(C, O*kh*kw).T @ x as (C, N*H*W))
 
-unfold and fold are each other's adjoint, so the gradient of a convolution with respect to its
+(im2col/col2im are unfold/fold with channel-major columns, so each is ONE matrix product.)
+They are each other's adjoint, so the gradient of a convolution with respect to its
 input is a transposed convolution and the other way round, which is what the primitives'
 backward passes compute.
 
@@ -177,8 +178,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     training: use this batch's mean and biased variance, and move the running statistics
     towards them in place: running = (1 - momentum) * running + momentum * batch, with the
     unbiased variance (PyTorch's convention). Otherwise use the running statistics.
-    The normalisation is written in mean/mul/pow, so its backward is exact and twice
-    differentiable.
+    Training mode runs the fused ``ops.BatchNormTrain`` (exact closed-form backward, and the
+    primitives' derivative when the backward is recorded, so it is twice differentiable).
     """
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected an input of shape (N, C, ...), got shape {input.shape}")
@@ -191,24 +192,24 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             raise ValueError(
                 f"batch_norm: expected more than 1 value per channel when training, got input "
                 f"shape {input.shape}; use a larger batch or eval mode")
-        mean = input.mean(axes, keepdims=True)
-        centred = input - mean
-        var = (centred * centred).mean(axes, keepdims=True)
+        weight = weight if weight is not None else _constant(xp.ones(channels, dtype=input.dtype))
+        bias = bias if bias is not None else _constant(xp.zeros(channels, dtype=input.dtype))
+        out, mean, var = ops.batch_norm_train(input, weight, bias, axes, eps)
         if running_mean is not None:
-            _update_running(running_mean, mean.data, momentum)
+            _update_running(running_mean, mean, momentum)
         if running_var is not None:
-            _update_running(running_var, var.data * (count / (count - 1)), momentum)
-    else:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: eval mode needs running_mean and running_var")
-        centred = input - running_mean.reshape(stat_shape)
-        var = running_var.reshape(stat_shape)
-    out = centred * (var + eps) ** -0.5
+            _update_running(running_var, var * (count / (count - 1)), momentum)
+        return out
+    if running_mean is None or running_var is None:
+        raise ValueError("batch_norm: eval mode needs running_mean and running_var")
+    # y = x * scale + shift with per-channel scale = weight / sqrt(var + eps): two passes over x
+    scale = (running_var + eps) ** -0.5
     if weight is not None:
-        out = out * weight.reshape(stat_shape)
+        scale = scale * weight
+    shift = -running_mean * scale
     if bias is not None:
-        out = out + bias.reshape(stat_shape)
-    return out
+        shift = shift + bias
+    return input * scale.reshape(stat_shape) + shift.reshape(stat_shape)
 
 
 def _update_running(buffer, batch_value, momentum):

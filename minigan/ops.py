@@ -7,7 +7,7 @@ are plain functions at the end of the file and need no backward of their own.
 import math
 
 from . import backend
-from .autograd import Function, Tensor, _as_tensor
+from .autograd import Function, Tensor, _as_tensor, grad, is_grad_enabled
 from .backend import xp
 
 
@@ -359,6 +359,71 @@ class MatMul(Function):
         ga = _sum_to_shape(g @ b.transpose(-1, -2), a.shape) if self.needs_input_grad[0] else None
         gb = _sum_to_shape(a.transpose(-1, -2) @ g, b.shape) if self.needs_input_grad[1] else None
         return ga, gb
+
+
+# --- batch normalisation -----------------------------------------------------------------------
+def _normalise_by_batch(x, axes, eps):
+    """(x - mean) / sqrt(var + eps) over ``axes``, written in primitives: the reference the
+    fused op below must agree with, and what its derivative is taken of when recorded."""
+    mean_ = mean(x, axes, keepdims=True)
+    centred = x - mean_
+    return centred * (mean(centred * centred, axes, keepdims=True) + eps) ** -0.5
+
+
+class BatchNormTrain(Function):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias with this batch's statistics (axes
+    ``axes``, biased variance), fused: forward in ~5 passes over x instead of ~9, and the
+    first-order backward as the closed form
+
+        dx = weight * rstd * (g - mean(g) - xhat * mean(g * xhat)),
+        dweight = sum(g * xhat),  dbias = sum(g).
+
+    When the backward itself is being recorded (create_graph=True) it differentiates the
+    composition of primitives instead, so second derivatives stay exact. The batch mean and
+    variance are kept on the op (``batch_mean``, ``batch_var``) for the running statistics.
+    """
+
+    def forward(self, x, weight, bias, axes, eps, stats):
+        shape = _kept_shape(x.shape, axes)
+        self.axes, self.eps = axes, eps
+        batch_mean = xp.mean(x, axis=axes, keepdims=True)
+        xhat = x - batch_mean
+        squares = xhat * xhat
+        batch_var = xp.mean(squares, axis=axes, keepdims=True)
+        stats.update(mean=batch_mean, var=batch_var)
+        self.rstd = 1.0 / xp.sqrt(batch_var + eps)
+        xhat *= self.rstd
+        self.xhat = xhat
+        out = xp.multiply(xhat, weight.reshape(shape), out=squares)
+        out += bias.reshape(shape)
+        return out
+
+    def backward(self, g):
+        x, weight, bias = self.inputs
+        shape = _kept_shape(x.shape, self.axes)
+        if is_grad_enabled():  # the backward pass is being recorded
+            out = _normalise_by_batch(x, self.axes, self.eps) * weight.reshape(shape) + bias.reshape(shape)
+            wanted = [t for t, need in zip(self.inputs, self.needs_input_grad) if need]
+            grads = iter(grad(out, wanted, grad_outputs=g, create_graph=True, allow_unused=True))
+            return tuple(next(grads) if need else None for need in self.needs_input_grad)
+        gd, xhat = g.data, self.xhat
+        count = gd.size // weight.size
+        dbias = xp.sum(gd, axis=self.axes, keepdims=True)
+        dweight = xp.sum(gd * xhat, axis=self.axes, keepdims=True)
+        dx = None
+        if self.needs_input_grad[0]:
+            dx = xhat * (dweight / count)
+            xp.subtract(gd, dx, out=dx)
+            dx -= dbias / count
+            dx *= weight.data.reshape(shape) * self.rstd
+        return _const(dx), _const(dweight.reshape(weight.shape)), _const(dbias.reshape(bias.shape))
+
+
+def batch_norm_train(x, weight, bias, axes, eps):
+    """Apply BatchNormTrain; returns (y, batch_mean, batch_var), the statistics as arrays."""
+    stats = {}
+    out = BatchNormTrain.apply(x, weight, bias, axes=axes, eps=eps, stats=stats)
+    return out, stats["mean"], stats["var"]
 
 
 # --- unfold / fold (im2col / col2im) ------------------------------------------------------------

@@ -147,3 +147,12 @@ def test_tensor_basics():
     assert t[1, 0].item() == 3.0
     assert t.detach().node is None
     assert "tensor(" in repr(t)
+
+
+def test_tensor_copies_its_data_like_torch_tensor():
+    import numpy as np
+
+    host = np.zeros(3, dtype=np.float32)
+    t = mg.tensor(host, requires_grad=True)
+    t.data += 1
+    assert host.tolist() == [0.0, 0.0, 0.0]
