@@ -25,12 +25,24 @@ from .progress import progress
 DATASET_CHOICES = ("digits", "mnist", "fashion-mnist")
 
 
+class LessonParser(argparse.ArgumentParser):
+    """Resolves --steps after parsing: as given, else ``quick_steps`` under --quick, else the
+    lesson's default."""
+
+    def parse_args(self, args=None, namespace=None):
+        parsed = super().parse_args(args, namespace)
+        if parsed.steps is None:
+            parsed.steps = parsed.quick_steps if parsed.quick else parsed.default_steps
+        return parsed
+
+
 def lesson_parser(name, description, steps, batch_size, datasets=DATASET_CHOICES, quick_steps=12):
-    """The flags every lesson takes; ``--quick`` runs ``quick_steps`` steps for smoke tests."""
-    parser = argparse.ArgumentParser(
+    """The flags every lesson takes; ``--quick`` runs ``quick_steps`` steps for smoke tests
+    (unless --steps is given too)."""
+    parser = LessonParser(
         prog=f"lessons/{name}.py", description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=steps, help=f"training steps (default {steps})")
+    parser.add_argument("--steps", type=int, default=None, help=f"training steps (default {steps})")
     parser.add_argument("--batch-size", type=int, default=batch_size, help=f"default {batch_size}")
     if datasets:
         parser.add_argument("--dataset", choices=datasets, default=datasets[0],
@@ -41,7 +53,7 @@ def lesson_parser(name, description, steps, batch_size, datasets=DATASET_CHOICES
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help=f"{quick_steps} steps, for smoke tests")
     parser.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
-    parser.set_defaults(quick_steps=quick_steps)
+    parser.set_defaults(quick_steps=quick_steps, default_steps=steps)
     return parser
 
 
@@ -49,8 +61,6 @@ class Run:
     """One training run's directory and records."""
 
     def __init__(self, args, sample_every=None):
-        if args.quick:
-            args.steps = min(args.steps, args.quick_steps)
         self.args = args
         self.dir = args.out
         os.makedirs(self.dir, exist_ok=True)
