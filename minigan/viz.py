@@ -185,3 +185,31 @@ def plot_images(panels, path, ncols=None, title=None, cmap="gray"):
     figure.tight_layout()
     with atomic_open(path) as file:
         figure.savefig(file, format="png")
+
+
+def plot_histograms(groups, path, bins=40, reference=None, xlabel=None, title=None):
+    """Histograms of several sets of values side by side, one small panel per set, on a shared
+    x range (``groups`` maps a label, e.g. "step 500", to values). ``reference`` draws a
+    dashed vertical line at that value in every panel (e.g. 1 for gradient norms)."""
+    groups = {label: as_numpy(values).ravel() for label, values in groups.items()}
+    if not groups:
+        raise ValueError("plot_histograms: no groups to plot")
+    every = np.concatenate(list(groups.values()) + ([np.array([reference])] if reference is not None else []))
+    low, high = float(every.min()), float(every.max())
+    edges = np.linspace(low, high if high > low else low + 1, bins + 1)
+    figure = Figure(figsize=(2.4 * len(groups) + 0.6, 2.6), dpi=100)
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(1, len(groups), sharex=True, squeeze=False)[0]
+    for ax, (label, values) in zip(axes, groups.items()):
+        ax.hist(values, bins=edges, color="tab:blue", alpha=0.8)
+        if reference is not None:
+            ax.axvline(reference, color="tab:red", linestyle="--", linewidth=1)
+        ax.set_title(label, fontsize="medium")
+        ax.set_yticks([])
+        if xlabel:
+            ax.set_xlabel(xlabel, fontsize="small")
+    if title:
+        figure.suptitle(title)
+    figure.tight_layout()
+    with atomic_open(path) as file:
+        figure.savefig(file, format="png")
