@@ -215,11 +215,13 @@ class Tensor:
         return bool(self.data)
 
     # --- gradients --------------------------------------------------------------------------
-    def backward(self, grad=None, create_graph=False):
+    def backward(self, grad=None, retain_graph=None, create_graph=False):
         """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad.
 
         ``grad`` may be omitted only for a one-element tensor. With ``create_graph=True`` the
-        gradients are themselves recorded, so they can be differentiated again.
+        gradients are themselves recorded, so they can be differentiated again. The graph is
+        always kept (backward may run on it again), so ``retain_graph`` is accepted for
+        PyTorch's sake and changes nothing.
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -269,6 +271,9 @@ class Tensor:
 
     def __neg__(self):
         return _ops().neg(self)
+
+    def __abs__(self):
+        return _ops().abs(self)
 
     def __getitem__(self, index):
         return _ops().getitem(self, index)
@@ -477,10 +482,10 @@ def _relevant_nodes(order, wanted):
     return relevant
 
 
-def grad(outputs, inputs, grad_outputs=None, create_graph=False, allow_unused=False):
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
     """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple; ``.grad`` is
     left untouched. With ``create_graph=True`` the results can be differentiated again (what a
-    gradient penalty needs).
+    gradient penalty needs). Graphs are never freed, so ``retain_graph`` changes nothing.
 
         >>> x = tensor([3.0], requires_grad=True)
         >>> (dy,) = grad((x ** 3).sum(), x, create_graph=True)   # 3x^2 = 27

@@ -156,3 +156,13 @@ def test_tensor_copies_its_data_like_torch_tensor():
     t = mg.tensor(host, requires_grad=True)
     t.data += 1
     assert host.tolist() == [0.0, 0.0, 0.0]
+
+
+def test_abs_builtin_and_retain_graph_are_accepted_like_pytorch():
+    x = mg.tensor([-2.0, 3.0], requires_grad=True)
+    y = abs(x).sum()
+    y.backward(retain_graph=True)
+    y.backward()
+    assert x.grad.numpy().tolist() == [-2.0, 2.0]
+    (g,) = mg.grad(abs(x).sum(), x, retain_graph=True)
+    assert g.numpy().tolist() == [-1.0, 1.0]
