@@ -187,27 +187,38 @@ def plot_images(panels, path, ncols=None, title=None, cmap="gray"):
         figure.savefig(file, format="png")
 
 
-def plot_histograms(groups, path, bins=40, reference=None, xlabel=None, title=None):
-    """Histograms of several sets of values side by side, one small panel per set, on a shared
-    x range (``groups`` maps a label, e.g. "step 500", to values). ``reference`` draws a
-    dashed vertical line at that value in every panel (e.g. 1 for gradient norms)."""
+def plot_histograms(groups, path, bins=40, reference=None, xlabel=None, title=None, columns=4,
+                    limits=None):
+    """Histograms of several sets of values, one small panel per set (``groups`` maps a label,
+    e.g. "step 500", to values), ``columns`` panels to a row, all on one shared x range:
+    ``limits`` (low, high), values outside counted in the end bins, or else the data's range.
+    ``reference`` draws a dashed vertical line at that value in every panel (e.g. 1 for
+    gradient norms)."""
     groups = {label: as_numpy(values).ravel() for label, values in groups.items()}
     if not groups:
         raise ValueError("plot_histograms: no groups to plot")
-    every = np.concatenate(list(groups.values()) + ([np.array([reference])] if reference is not None else []))
-    low, high = float(every.min()), float(every.max())
+    if limits is None:
+        extra = [np.array([reference], dtype=np.float64)] if reference is not None else []
+        every = np.concatenate([v.astype(np.float64) for v in groups.values()] + extra)
+        limits = float(every.min()), float(every.max())
+    low, high = limits
     edges = np.linspace(low, high if high > low else low + 1, bins + 1)
-    figure = Figure(figsize=(2.4 * len(groups) + 0.6, 2.6), dpi=100)
+    ncol = min(columns, len(groups))
+    nrow = math.ceil(len(groups) / ncol)
+    figure = Figure(figsize=(2.6 * ncol + 0.4, 2.2 * nrow + (0.4 if title else 0)), dpi=100)
     FigureCanvasAgg(figure)
-    axes = figure.subplots(1, len(groups), sharex=True, squeeze=False)[0]
+    axes = figure.subplots(nrow, ncol, sharex=True, squeeze=False).ravel()
     for ax, (label, values) in zip(axes, groups.items()):
-        ax.hist(values, bins=edges, color="tab:blue", alpha=0.8)
+        ax.hist(np.clip(values, edges[0], edges[-1]), bins=edges, color="tab:blue", alpha=0.8)
         if reference is not None:
             ax.axvline(reference, color="tab:red", linestyle="--", linewidth=1)
         ax.set_title(label, fontsize="medium")
         ax.set_yticks([])
+        ax.tick_params(labelbottom=True)
         if xlabel:
             ax.set_xlabel(xlabel, fontsize="small")
+    for ax in axes[len(groups):]:
+        ax.set_visible(False)
     if title:
         figure.suptitle(title)
     figure.tight_layout()

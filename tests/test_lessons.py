@@ -1,9 +1,11 @@
 """Every lesson runs with --quick into a temporary directory, writes its files, and reports
 finite losses. Each lesson runs in its own interpreter, as a learner would run it."""
+import concurrent.futures
 import json
 import math
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 
@@ -26,8 +28,10 @@ EXPECTED = {
 }
 
 
-def run_lesson(name, out, *flags):
+def run_lesson(name, out, *flags, threads=None):
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
     result = subprocess.run(
         [sys.executable, str(LESSONS / f"{name}.py"), "--quick", "--out", str(out), *flags],
         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
@@ -35,14 +39,33 @@ def run_lesson(name, out, *flags):
     return result
 
 
+@pytest.fixture(scope="module")
+def quick_runs(tmp_path_factory):
+    """Every lesson's --quick run, made once (two at a time, one BLAS thread each, so the
+    whole file stays well under a minute on two cores) and shared by the tests below."""
+    outs = {name: tmp_path_factory.mktemp(name) for name in EXPECTED}
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        failures = {name: pool.submit(_try_lesson, name, out) for name, out in outs.items()}
+    return {name: (outs[name], failures[name].result()) for name in outs}
+
+
+def _try_lesson(name, out):
+    try:
+        run_lesson(name, out, threads=1)
+    except AssertionError as exc:
+        return str(exc)
+    return None
+
+
 def test_every_lesson_file_is_covered():
     assert sorted(p.stem for p in LESSONS.glob("[0-9][0-9]_*.py")) == sorted(EXPECTED)
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
-def test_lesson_runs_quick_and_writes_its_files(name, tmp_path):
+def test_lesson_runs_quick_and_writes_its_files(name, quick_runs):
     files, channels = EXPECTED[name]
-    run_lesson(name, tmp_path)
+    tmp_path, failure = quick_runs[name]
+    assert failure is None, failure
     missing = [f for f in files if not (tmp_path / f).is_file()]
     assert not missing, f"{name} did not write {missing}"
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -56,8 +79,8 @@ def test_lesson_runs_quick_and_writes_its_files(name, tmp_path):
         assert samples.min() >= -1 and samples.max() <= 1 and np.isfinite(samples).all()
 
 
-def test_a_gan_lesson_resumes_from_its_checkpoint(tmp_path):
-    run_lesson("03_mlp_gan", tmp_path)
+def test_a_gan_lesson_resumes_from_its_checkpoint(quick_runs, tmp_path):
+    shutil.copytree(quick_runs["03_mlp_gan"][0], tmp_path, dirs_exist_ok=True)
     first = json.loads((tmp_path / "metrics.json").read_text())
     result = run_lesson("03_mlp_gan", tmp_path, "--resume", "--steps", "24")
     assert "resumed from" in result.stdout
