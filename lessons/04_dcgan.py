@@ -1,0 +1,157 @@
+"""Lesson 04 — DCGAN: the convolutional GAN that made GANs work on images (Radford et al. 2015).
+
+Lesson 03's networks saw an image as 784 unrelated numbers. Here both networks are
+convolutional: the generator starts from a 1x1 "image" of 100 noise channels and grows it to
+7x7, 14x14 and 28x28 with transposed convolutions; the discriminator shrinks a 28x28 image
+back down with strided convolutions. Neighbouring pixels share weights, so strokes, edges and
+loops are learnt once and reused everywhere in the picture.
+
+What you will see:
+  1. the DCGAN recipe written out: transposed/strided convolutions instead of pooling,
+     BatchNorm in G and in every D layer but the first, ReLU in G, LeakyReLU(0.2) in D,
+     tanh output, weights drawn from N(0, 0.02), Adam with lr 2e-4 and beta1 = 0.5;
+  2. the discriminator and generator steps, and why the D step detaches the fakes;
+  3. sampling in eval mode, where BatchNorm uses its running statistics instead of the batch's;
+  4. grids from the same fixed noise as training goes on: blobs, then strokes, then digits.
+
+Run it:
+    python lessons/04_dcgan.py                          # about 4 minutes on a 2-core CPU
+    python lessons/04_dcgan.py --dataset mnist --data-root /work/shared/data    # real MNIST
+    python lessons/04_dcgan.py --steps 3000 --resume    # continue a finished run for longer
+
+Outputs in runs/04_dcgan/: samples_<step>.png from fixed noise, samples_final.png,
+history.png (losses, d_real, d_fake), metrics.json, checkpoint.npz and samples.npy.
+"""
+import minigan as mg
+from minigan import F, metrics, nn, optim
+from minigan.data import forever, load_dataset
+from minigan.experiment import Run, lesson_parser
+
+LATENT = 100
+
+
+def make_generator():
+    """z as a (100, 1, 1) image -> 256x7x7 -> 128x14x14 -> 1x28x28.
+
+    A transposed convolution with kernel 4, stride 2, padding 1 doubles the side exactly. The
+    layers before BatchNorm have no bias: BatchNorm subtracts the mean anyway, and its own
+    shift (beta) plays the bias's part."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(LATENT, 256, 7, 1, 0, bias=False), nn.BatchNorm2d(256), nn.ReLU(),
+        nn.ConvTranspose2d(256, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.ReLU(),
+        nn.ConvTranspose2d(128, 1, 4, 2, 1), nn.Tanh(),
+    )
+
+
+def make_discriminator():
+    """1x28x28 -> 64x14x14 -> 128x7x7 -> one logit, the mirror image of G.
+
+    No BatchNorm on the first layer: normalising the raw pixels of a batch would make D's
+    verdict on one image depend on the others' brightness (the DCGAN paper found it made
+    training unstable). No sigmoid at the end: the loss below takes logits, which is
+    numerically safer than log(sigmoid(x))."""
+    return nn.Sequential(
+        nn.Conv2d(1, 64, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(64, 128, 4, 2, 1, bias=False), nn.BatchNorm2d(128), nn.LeakyReLU(0.2),
+        nn.Conv2d(128, 1, 7, 1, 0),
+    )
+
+
+def dcgan_init(module):
+    """The paper's initialisation: conv weights ~ N(0, 0.02); BatchNorm scale ~ N(1, 0.02),
+    shift 0. Small weights keep early activations small, so neither player saturates at once."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def discriminator_loss(D, real, fake):
+    """BCE(D(x), 1) + BCE(D(G(z)), 0) = -log D(x) - log(1 - D(G(z))), on logits.
+
+    ``fake.detach()`` cuts the fakes from the generator's graph. Without it, backward would
+    also run through all of G, spending time on gradients for G's weights that this step
+    throws away (opt_d only moves D), and leaving them in G's .grad for the G step to trip on.
+
+    Real and fake go through D as two separate batches, so D's BatchNorm normalises each with
+    its own statistics (a mixed batch would let D tell them apart by the batch mean alone)."""
+    real_logits, fake_logits = D(real), D(fake.detach())
+    loss = (F.binary_cross_entropy_with_logits(real_logits, mg.ones(*real_logits.shape))
+            + F.binary_cross_entropy_with_logits(fake_logits, mg.zeros(*fake_logits.shape)))
+    return loss, real_logits, fake_logits
+
+
+def generator_loss(D, fake):
+    """The non-saturating loss -log D(G(z)): BCE against the label "real" (see lesson 03).
+    No detach here: the gradient must flow through D into G."""
+    logits = D(fake)
+    return F.binary_cross_entropy_with_logits(logits, mg.ones(*logits.shape))
+
+
+def sample(G, z, chunk=250):
+    """Images from noise in eval mode, without a graph, ``chunk`` at a time.
+
+    In eval mode G's BatchNorm uses the running mean and variance gathered during training, so
+    an image depends on its own noise only, not on whichever other images share its batch."""
+    G.eval()
+    with mg.no_grad():
+        images = mg.cat([G(z[i:i + chunk]) for i in range(0, len(z), chunk)])
+    G.train()
+    return images
+
+
+def main(argv=None):
+    parser = lesson_parser("04_dcgan", __doc__, steps=1200, batch_size=32, quick_steps=3)
+    args = parser.parse_args(argv)
+    run = Run(args, sample_every=200)
+    mg.manual_seed(args.seed)
+    data = load_dataset(args.dataset, root=args.data_root)
+    fixed_z = mg.randn(64, LATENT, 1, 1)  # the same 64 noise vectors for every grid
+
+    G = make_generator().apply(dcgan_init)
+    D = make_discriminator().apply(dcgan_init)
+    opt_g = optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    opt_d = optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
+    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
+    start = run.resume(models, optimizers)
+
+    batches = forever(data, args.batch_size)
+    for step in run.steps(start):
+        real = next(batches)[0]
+        fake = G(mg.randn(args.batch_size, LATENT, 1, 1))
+
+        # Discriminator step: push D(x) up and D(G(z)) down.
+        opt_d.zero_grad()
+        loss_d, real_logits, fake_logits = discriminator_loss(D, real, fake)
+        loss_d.backward()
+        opt_d.step()
+
+        # Generator step: the same fakes, judged by the D that just improved. This backward
+        # also leaves gradients in D's weights; opt_d.zero_grad() clears them next step.
+        opt_g.zero_grad()
+        loss_g = generator_loss(D, fake)
+        loss_g.backward()
+        opt_g.step()
+
+        run.log(step, loss_d=loss_d, loss_g=loss_g,
+                d_real=mg.sigmoid(real_logits).mean(), d_fake=mg.sigmoid(fake_logits).mean())
+        if run.should_sample(step):
+            run.save_grid(sample(G, fixed_z), step)
+            run.save_checkpoint(step + 1, models, optimizers)
+
+    samples = sample(G, mg.randn(1000, LATENT, 1, 1)).numpy()
+    real = data.images[:1000].astype("float32") / 127.5 - 1
+    run.finish(sample(G, fixed_z), samples, metrics={
+        "mean_pairwise_cosine": metrics.mean_pairwise_cosine(samples),
+        "pixel_std": metrics.pixel_std(samples),
+        "real_mean_pairwise_cosine": metrics.mean_pairwise_cosine(real),
+        "real_pixel_std": metrics.pixel_std(real),
+        "feature_distance": metrics.feature_distance(real, samples),
+    })
+
+
+if __name__ == "__main__":
+    main()
