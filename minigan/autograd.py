@@ -230,6 +230,8 @@ class Tensor:
             )
         grads = _run_backward([self], [_seed_grad(self, grad)], None, create_graph)
         for leaf, g in grads.items():
+            if not create_graph:
+                g = _in_layout_of(leaf, g)
             leaf.grad = g if leaf.grad is None else _accumulate(leaf.grad, g, create_graph)
 
     # --- operators (implemented in ops.py) ---------------------------------------------------
@@ -386,6 +388,15 @@ def _seed_grad(out, grad):
             f"backward(): grad has shape {grad.shape} but the output has shape {out.shape}"
         )
     return grad
+
+
+def _in_layout_of(leaf, g):
+    """A gradient laid out in memory like its leaf. A weight used as ``weight.T`` gets a
+    transposed (column-major) gradient; the optimiser's element-wise update over a row-major
+    weight and a column-major gradient ran ~3x slower (the MLP GAN's Adam steps: 9.6 -> 3 ms)."""
+    if leaf.data.flags.c_contiguous and not g.data.flags.c_contiguous:
+        return Tensor(xp.ascontiguousarray(g.data))
+    return g
 
 
 def _accumulate(total, g, create_graph):
