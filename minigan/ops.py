@@ -181,11 +181,13 @@ class Relu(Function):
 
 class LeakyRelu(Function):
     def forward(self, a, slope):
-        self.scale = xp.where(a > 0, 1.0, slope).astype(a.dtype)
-        return a * self.scale
+        # a boolean mask, not a float scale: no float64 temporary, a quarter of the memory
+        self.mask, self.slope = a > 0, slope
+        return xp.where(self.mask, a, a * slope)
 
     def backward(self, g):
-        return g * _const(self.scale)
+        one, slope = xp.ones((), dtype=g.dtype), xp.asarray(self.slope, dtype=g.dtype)
+        return g * _const(xp.where(self.mask, one, slope))
 
 
 class Clamp(Function):
