@@ -83,7 +83,7 @@ REAL_RUNS = [
     # experiment, steps, batch size, expected mode, a word the fix must contain: a few hundred
     # steps, long enough for each failure to settle in (collapse sets its own batch of 16).
     ("saturating", 400, 64, "discriminator wins", "non-saturating"),
-    ("strong_d", 150, 32, "discriminator wins", "label smoothing"),
+    ("strong_d", 250, 32, "discriminator wins", "label smoothing"),  # at 150 d_fake sat on the 0.05 line
     ("collapse", 80, 64, "mode collapse", "TTUR"),
 ]
 

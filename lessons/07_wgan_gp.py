@@ -1,0 +1,210 @@
+"""Lesson 07 — WGAN-GP: keep the critic 1-Lipschitz with a gradient penalty
+(Gulrajani, Ahmed, Arjovsky, Dumoulin & Courville 2017).
+
+Lesson 06 made the critic Lipschitz by clipping its weights, which works but cripples it: most
+weights sit at +-0.01 and the critic learns slowly. A differentiable function is 1-Lipschitz
+exactly when the norm of its input gradient is at most 1 everywhere, and the optimal WGAN
+critic has gradient norm 1 almost everywhere between the two distributions. So WGAN-GP drops the
+clipping and adds to the critic's loss a penalty on how far that norm is from 1:
+
+    L_C = E[C(fake)] - E[C(real)] + lambda * E[(||grad_x C(x_hat)|| - 1)^2]
+
+at points x_hat on straight lines between a real and a fake image. The penalty contains a
+gradient, so minimising it needs the gradient of a gradient: minigan.grad(..., create_graph=True)
+records the backward pass as a graph, and loss.backward() differentiates through it.
+
+What you will see:
+  1. the penalty written out: random interpolates, their input gradient, its norm per sample;
+  2. why the critic has no BatchNorm (it would make one sample's gradient depend on the others);
+  3. Adam with lr 1e-4 and betas (0.0, 0.9), lambda = 10, five critic steps per generator step;
+  4. grad_norms.png: histograms of ||grad C(x_hat)|| gathering around 1 as training goes on;
+  5. the mean gradient norm and the Wasserstein estimate in history.png.
+
+Run it:
+    python lessons/07_wgan_gp.py                          # about 6 minutes on a 2-core CPU
+    python lessons/07_wgan_gp.py --dataset mnist --data-root /work/shared/data    # real MNIST
+    python lessons/07_wgan_gp.py --steps 1500 --resume    # continue a finished run for longer
+
+--steps counts generator updates; each comes with CRITIC_STEPS critic updates.
+Outputs in runs/07_wgan_gp/: samples_<step>.png from fixed noise, samples_final.png,
+history.png, grad_norms.png (and grad_norms.npz, its data), metrics.json, checkpoint.npz and
+samples.npy.
+"""
+import os
+
+import minigan as mg
+from minigan import io, metrics, nn, optim, viz
+from minigan.data import forever, load_dataset
+from minigan.experiment import Run, lesson_parser
+
+LATENT = 100
+WIDTH = 32           # channels of the critic's first layer; G mirrors it (2 * WIDTH, 4 * WIDTH)
+CRITIC_STEPS = 5     # critic updates per generator update
+LAMBDA = 10.0        # weight of the gradient penalty (the paper's value for every experiment)
+HISTOGRAM_BATCH = 256  # interpolates behind each histogram in grad_norms.png
+
+
+def make_generator():
+    """The DCGAN generator of lesson 04 at a smaller width: z -> 7x7 -> 14x14 -> 28x28.
+    BatchNorm is fine here: the penalty is about the critic's gradient, not G's."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(LATENT, 4 * WIDTH, 7, 1, 0, bias=False),
+        nn.BatchNorm2d(4 * WIDTH), nn.ReLU(),
+        nn.ConvTranspose2d(4 * WIDTH, 2 * WIDTH, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(2 * WIDTH), nn.ReLU(),
+        nn.ConvTranspose2d(2 * WIDTH, 1, 4, 2, 1), nn.Tanh(),
+    )
+
+
+def make_critic():
+    """28x28 -> 14x14 -> 7x7 -> one unbounded score, with LayerNorm instead of BatchNorm.
+
+    The penalty asks for the gradient of each sample's score with respect to that sample. With
+    BatchNorm, a score depends on the batch's mean and variance, so on every other image in the
+    batch, and "the gradient of C at x_hat" stops being a property of x_hat alone. LayerNorm
+    normalises each sample over its own (channels, height, width), so samples stay independent.
+    (The paper recommends layer normalisation, or none.)"""
+    return nn.Sequential(
+        nn.Conv2d(1, WIDTH, 4, 2, 1), nn.LeakyReLU(0.2),
+        nn.Conv2d(WIDTH, 2 * WIDTH, 4, 2, 1), nn.LayerNorm((2 * WIDTH, 7, 7)), nn.LeakyReLU(0.2),
+        nn.Conv2d(2 * WIDTH, 1, 7, 1, 0), nn.Flatten(0),
+    )
+
+
+def dcgan_init(module):
+    """Conv weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02), as in lesson 04 (LayerNorm
+    keeps its default: scale 1, shift 0)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+def interpolate(real, fake):
+    """x_hat = eps * real + (1 - eps) * fake with one eps ~ U[0, 1] per sample: a random point
+    on the segment between each real image and a fake one. Returned as a leaf that requires
+    grad, because we are about to differentiate with respect to it."""
+    eps = mg.rand(len(real), 1, 1, 1)
+    return (eps * real + (1 - eps) * fake).detach().requires_grad_(True)
+
+
+def gradient_norms(C, x_hat, create_graph):
+    """||d C(x_hat_i) / d x_hat_i|| for every sample i, over channels and pixels together.
+
+    We differentiate the *sum* of the scores: sample i's score depends on x_hat_i only, so the
+    gradient of the sum with respect to x_hat_i is the gradient of its own score. With
+    create_graph=True the gradient is itself a graph (built from the backward ops), so a loss
+    made from it can be backpropagated into the critic's weights: a second derivative."""
+    (grad,) = mg.grad(C(x_hat).sum(), x_hat, create_graph=create_graph)
+    return ((grad * grad).sum(axis=(1, 2, 3)) + 1e-12).sqrt()  # sqrt's slope is infinite at 0
+
+
+def critic_loss(C, real, fake):
+    """-(E[C(real)] - E[C(fake)]) + lambda * E[(||grad C(x_hat)|| - 1)^2].
+
+    The first part is lesson 06's critic loss; the penalty pulls the gradient norm towards 1 on
+    both sides (the paper's "two-sided" penalty), not just below it. Returns the loss, the
+    Wasserstein estimate, the penalty and the mean gradient norm (for the history)."""
+    estimate = C(real).mean() - C(fake).mean()
+    norms = gradient_norms(C, interpolate(real, fake), create_graph=True)
+    penalty = LAMBDA * ((norms - 1) ** 2).mean()
+    return penalty - estimate, estimate, penalty, norms.mean()
+
+
+def generator_loss(C, fake):
+    """G wants the critic to score its images high: minimise -E[C(G(z))], as in lesson 06."""
+    return -C(fake).mean()
+
+
+def sample(G, z, chunk=250):
+    """Images from noise in eval mode (BatchNorm's running statistics), without a graph."""
+    G.eval()
+    with mg.no_grad():
+        images = mg.cat([G(z[i:i + chunk]) for i in range(0, len(z), chunk)])
+    G.train()
+    return images
+
+
+def norm_snapshot(C, G, data, n=HISTOGRAM_BATCH):
+    """Gradient norms at n fresh interpolates, for one histogram (no graph kept)."""
+    real = next(forever(data, n))[0]
+    fake = sample(G, mg.randn(n, LATENT, 1, 1))
+    return gradient_norms(C, interpolate(real, fake), create_graph=False).numpy()
+
+
+def main(argv=None):
+    parser = lesson_parser("07_wgan_gp", __doc__, steps=900, batch_size=32, quick_steps=2)
+    args = parser.parse_args(argv)
+    run = Run(args, sample_every=150)
+    mg.manual_seed(args.seed)
+    data = load_dataset(args.dataset, root=args.data_root)
+    fixed_z = mg.randn(64, LATENT, 1, 1)
+
+    G = make_generator().apply(dcgan_init)
+    C = make_critic().apply(dcgan_init)
+    opt_g = optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.9))
+    opt_c = optim.Adam(C.parameters(), lr=1e-4, betas=(0.0, 0.9))
+    models, optimizers = {"G": G, "C": C}, {"G": opt_g, "C": opt_c}
+    start = run.resume(models, optimizers)
+
+    # Histograms of gradient norms at the start and at every sample point, kept on disk so a
+    # resumed run continues the same picture.
+    norms_path = os.path.join(run.dir, "grad_norms.npz")
+    snapshots = io.load(norms_path) if start and os.path.exists(norms_path) else {}
+    if not start:
+        snapshots["step 0"] = norm_snapshot(C, G, data)
+
+    batches = forever(data, args.batch_size)
+    for step in run.steps(start):
+        for _ in range(CRITIC_STEPS):
+            real = next(batches)[0]
+            with mg.no_grad():  # the critic's update needs no path into G
+                fake = G(mg.randn(args.batch_size, LATENT, 1, 1))
+            opt_c.zero_grad()
+            loss_c, estimate, penalty, grad_norm = critic_loss(C, real, fake)
+            loss_c.backward()  # through the penalty's gradient graph: double backward
+            opt_c.step()
+
+        opt_g.zero_grad()
+        loss_g = generator_loss(C, G(mg.randn(args.batch_size, LATENT, 1, 1)))
+        loss_g.backward()
+        opt_g.step()
+
+        run.log(step, loss_critic=loss_c, loss_g=loss_g, penalty_loss=penalty,
+                wasserstein_estimate=estimate, grad_norm=grad_norm)
+        if run.should_sample(step):
+            run.save_grid(sample(G, fixed_z), step)
+            snapshots[f"step {step + 1}"] = norm_snapshot(C, G, data)
+            io.save(snapshots, norms_path)
+            run.save_checkpoint(step + 1, models, optimizers)
+
+    viz.plot_histograms(snapshots, os.path.join(run.dir, "grad_norms.png"), reference=1.0,
+                        xlabel="||grad C(x_hat)||", title="Critic gradient norms at interpolates",
+                        columns=4, limits=(0, 3))
+    h = run.history
+    viz.plot_panels({
+        "losses": {name: h[name] for name in ("loss_critic", "loss_g", "penalty_loss")},
+        "the critic's Wasserstein estimate E[C(real)] - E[C(fake)]":
+            {"wasserstein_estimate": h["wasserstein_estimate"]},
+        "mean ||grad C(x_hat)|| at interpolates (the penalty pulls it to 1)":
+            {"grad_norm": h["grad_norm"]},
+    }, os.path.join(run.dir, "history.png"), steps=h["step"])
+    samples = sample(G, mg.randn(1000, LATENT, 1, 1)).numpy()
+    real = data.images[:1000].astype("float32") / 127.5 - 1
+    final_norms = snapshots[f"step {args.steps}"]
+    run.finish(sample(G, fixed_z), samples, plot=False, metrics={
+        "grad_norm_mean": float(final_norms.mean()),
+        "grad_norm_std": float(final_norms.std()),
+        "mean_pairwise_cosine": metrics.mean_pairwise_cosine(samples),
+        "pixel_std": metrics.pixel_std(samples),
+        "real_mean_pairwise_cosine": metrics.mean_pairwise_cosine(real),
+        "real_pixel_std": metrics.pixel_std(real),
+        "feature_distance": metrics.feature_distance(real, samples),
+    })
+
+
+if __name__ == "__main__":
+    main()
