@@ -151,12 +151,14 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     channels, out_channels, kh, kw = weight.shape
     size = _check_conv_transpose_input(
         who, input, channels, (kh, kw), stride, padding, output_padding, dilation)
+    if all(op < s for op, s in zip(output_padding, stride)):
+        # = col2im(weight.reshape(C, O*kh*kw).T @ input as (C, N*H*W)), as one op
+        out = ops.conv_transpose2d(input, weight, size, (kh, kw), stride, padding, dilation)
+        return _add_channel_bias(out, bias)
     n, _, h, w = input.shape
     # channel-major input (free when it came from a convolution): one matrix product for all images
     rows = input.permute(1, 0, 2, 3).reshape(channels, n * h * w)
     cols = weight.reshape(channels, out_channels * kh * kw).T @ rows
-    if all(op < s for op, s in zip(output_padding, stride)):
-        return _add_channel_bias(ops.col2im(cols, n, size, (kh, kw), stride, padding, dilation), bias)
     # output_padding >= stride (allowed when dilation is larger): fold the whole unpadded
     # image, append the output_padding rows no window reaches, then crop the padding away.
     whole = tuple(_transposed_output_size(n, k, s, 0, 0, d)
