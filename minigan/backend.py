@@ -101,39 +101,6 @@ def index_add(target, index, values):
         _np.add.at(target, index, values)
 
 
-# --- spreading memory-bound array work over the cores ------------------------------------------
-# NumPy runs copies and element-wise loops on one core (releasing the GIL), while BLAS uses all
-# of them; splitting the big im2col/col2im copies over threads keeps the other cores busy too.
-def _thread_count():
-    for var in ("MINIGAN_NUM_THREADS", "OMP_NUM_THREADS"):
-        value = os.environ.get(var, "").strip()
-        if value.isdigit() and int(value) > 0:
-            return int(value)
-    return os.cpu_count() or 1
-
-
-num_threads = 1 if on_gpu else _thread_count()
-_pool = None
-
-
-def parallel_ranges(n, work, min_items=2):
-    """Run ``work(start, stop)`` over [0, n) split into one contiguous range per thread."""
-    global _pool
-    parts = min(num_threads, n // max(min_items, 1))
-    if parts <= 1:
-        work(0, n)
-        return
-    if _pool is None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _pool = ThreadPoolExecutor(num_threads - 1, thread_name_prefix="minigan")
-    bounds = [n * k // parts for k in range(parts + 1)]
-    futures = [_pool.submit(work, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:])]
-    work(bounds[0], bounds[1])
-    for f in futures:
-        f.result()
-
-
 # --- the one random generator -------------------------------------------------------------------
 _rng = _np.random.default_rng(0)
 

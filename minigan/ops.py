@@ -451,15 +451,6 @@ def _window_slices(k_index, dilation, stride, count):
     return slice(start, start + stride * (count - 1) + 1, stride)
 
 
-def _by_channel(channels, size, work):
-    """Split per-channel copy work over threads when it is big enough to pay for them
-    (2 threads: the 28x28 DCGAN step ~10% faster on 2 cores; see docs/benchmarks.md)."""
-    if size >= 1 << 18:
-        backend.parallel_ranges(channels, work, min_items=1)
-    else:
-        work(0, channels)
-
-
 def _im2col(x, kernel_size, stride, padding, dilation):
     """The array work of Im2Col (also used by the convolution ops below)."""
     n, c, h, w = x.shape
@@ -472,22 +463,16 @@ def _im2col(x, kernel_size, stride, padding, dilation):
             f"{h + 2 * ph}x{w + 2 * pw} (input {h}x{w}, padding {ph}x{pw})"
         )
     source = x.transpose(1, 0, 2, 3)  # a view: (C, N, H, W)
-    cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
     if ph or pw:
         padded = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=x.dtype)
-
-    def copy_channels(lo, hi):
-        src = source[lo:hi]
-        if ph or pw:
-            padded[lo:hi, :, ph:ph + h, pw:pw + w] = src
-            src = padded[lo:hi]
-        # one strided slice copy per kernel offset, instead of gathering with an index array
-        for i in range(kh):
-            rows = _window_slices(i, dh, sh, oh)
-            for j in range(kw):
-                cols[lo:hi, i, j] = src[:, :, rows, _window_slices(j, dw, sw, ow)]
-
-    _by_channel(c, cols.size, copy_channels)
+        padded[:, :, ph:ph + h, pw:pw + w] = source
+        source = padded
+    cols = xp.empty((c, kh, kw, n, oh, ow), dtype=x.dtype)
+    # one strided slice copy per kernel offset, instead of gathering with an index array
+    for i in range(kh):
+        rows = _window_slices(i, dh, sh, oh)
+        for j in range(kw):
+            cols[:, i, j] = source[:, :, rows, _window_slices(j, dw, sw, ow)]
     return cols.reshape(c * kh * kw, n * oh * ow)
 
 
@@ -522,13 +507,10 @@ def _col2im(cols, params):
     cols = cols.reshape(c, kh, kw, n, oh, ow)
     out = xp.zeros((c, n, h + 2 * ph, w + 2 * pw), dtype=cols.dtype)
 
-    def add_channels(lo, hi):
-        for i in range(kh):
-            rows = _window_slices(i, dh, sh, oh)
-            for j in range(kw):
-                out[lo:hi, :, rows, _window_slices(j, dw, sw, ow)] += cols[lo:hi, i, j]
-
-    _by_channel(c, cols.size, add_channels)
+    for i in range(kh):
+        rows = _window_slices(i, dh, sh, oh)
+        for j in range(kw):
+            out[:, :, rows, _window_slices(j, dw, sw, ow)] += cols[:, i, j]
     if ph or pw:
         out = out[:, :, ph:ph + h, pw:pw + w]
     return out.transpose(1, 0, 2, 3)
