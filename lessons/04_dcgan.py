@@ -16,7 +16,7 @@ What you will see:
 
 Run it:
     python lessons/04_dcgan.py                          # about 4 minutes on a 2-core CPU
-    python lessons/04_dcgan.py --dataset mnist --data-root /work/shared/data    # real MNIST
+    python lessons/04_dcgan.py --dataset mnist    # real MNIST (downloaded once, or --data-root DIR)
     python lessons/04_dcgan.py --steps 3000 --resume    # continue a finished run for longer
 
 Outputs in runs/04_dcgan/: samples_<step>.png from fixed noise, samples_final.png,

@@ -21,7 +21,7 @@ What you will see:
 
 Run it:
     python lessons/06_wgan.py                          # about 5 minutes on a 2-core CPU
-    python lessons/06_wgan.py --dataset mnist --data-root /work/shared/data    # real MNIST
+    python lessons/06_wgan.py --dataset mnist    # real MNIST (downloaded once, or --data-root DIR)
     python lessons/06_wgan.py --steps 3000 --resume    # continue a finished run for longer
 
 --steps counts generator updates; each comes with CRITIC_STEPS critic updates.

@@ -22,7 +22,7 @@ What you will see:
 
 Run it:
     python lessons/07_wgan_gp.py                          # about 6 minutes on a 2-core CPU
-    python lessons/07_wgan_gp.py --dataset mnist --data-root /work/shared/data    # real MNIST
+    python lessons/07_wgan_gp.py --dataset mnist    # real MNIST (downloaded once, or --data-root DIR)
     python lessons/07_wgan_gp.py --steps 1500 --resume    # continue a finished run for longer
 
 --steps counts generator updates; each comes with CRITIC_STEPS critic updates.
