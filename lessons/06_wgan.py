@@ -164,11 +164,7 @@ def main(argv=None):
     samples = sample(G, mg.randn(1000, LATENT, 1, 1)).numpy()
     real = data.images[:1000].astype("float32") / 127.5 - 1
     run.finish(sample(G, fixed_z), samples, plot=False, metrics={
-        "mean_pairwise_cosine": metrics.mean_pairwise_cosine(samples),
-        "pixel_std": metrics.pixel_std(samples),
-        "real_mean_pairwise_cosine": metrics.mean_pairwise_cosine(real),
-        "real_pixel_std": metrics.pixel_std(real),
-        "feature_distance": metrics.feature_distance(real, samples),
+        **metrics.compare_to_real(samples, real),
     })
 
 

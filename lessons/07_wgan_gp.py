@@ -198,11 +198,7 @@ def main(argv=None):
     run.finish(sample(G, fixed_z), samples, plot=False, metrics={
         "grad_norm_mean": float(final_norms.mean()),
         "grad_norm_std": float(final_norms.std()),
-        "mean_pairwise_cosine": metrics.mean_pairwise_cosine(samples),
-        "pixel_std": metrics.pixel_std(samples),
-        "real_mean_pairwise_cosine": metrics.mean_pairwise_cosine(real),
-        "real_pixel_std": metrics.pixel_std(real),
-        "feature_distance": metrics.feature_distance(real, samples),
+        **metrics.compare_to_real(samples, real),
     })
 
 

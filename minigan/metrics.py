@@ -93,3 +93,15 @@ def feature_distance(real, fake, dim=64, seed=0):
     closer. Needs more samples than ``dim`` on each side for stable covariances.
     """
     return frechet_distance(random_features(real, dim, seed), random_features(fake, dim, seed))
+
+
+def compare_to_real(samples, real):
+    """The numbers every GAN lesson reports for its final samples beside real images: the
+    diversity of each (mean pairwise cosine, per-pixel std) and the feature distance between them."""
+    return {
+        "mean_pairwise_cosine": mean_pairwise_cosine(samples),
+        "pixel_std": pixel_std(samples),
+        "real_mean_pairwise_cosine": mean_pairwise_cosine(real),
+        "real_pixel_std": pixel_std(real),
+        "feature_distance": feature_distance(real, samples),
+    }

@@ -6,7 +6,7 @@ from hypothesis.extra import numpy as hnp
 
 import minigan
 from minigan.metrics import (
-    d_scores, feature_distance, frechet_distance, mean_pairwise_cosine, pixel_std,
+    compare_to_real, d_scores, feature_distance, frechet_distance, mean_pairwise_cosine, pixel_std,
 )
 
 
@@ -60,3 +60,13 @@ def test_feature_distance_is_small_for_the_same_distribution_and_grows_with_a_sh
     shifted = np.clip(same + 0.5, -1, 1)
     assert feature_distance(real, real) == pytest.approx(0, abs=1e-6)
     assert feature_distance(real, shifted) > 10 * feature_distance(real, same)
+
+
+def test_compare_to_real_reports_both_sides():
+    rng = np.random.default_rng(0)
+    real = rng.uniform(-1, 1, (20, 1, 4, 4)).astype(np.float32)
+    same = compare_to_real(real, real)
+    assert same["mean_pairwise_cosine"] == same["real_mean_pairwise_cosine"]
+    assert abs(same["feature_distance"]) < 1e-6
+    collapsed = compare_to_real(np.repeat(real[:1], 20, axis=0), real)
+    assert collapsed["pixel_std"] == 0 and collapsed["mean_pairwise_cosine"] > same["mean_pairwise_cosine"]
