@@ -25,7 +25,7 @@ history.png (losses, d_real, d_fake), metrics.json, checkpoint.npz and samples.n
 import minigan as mg
 from minigan import F, metrics, nn, optim
 from minigan.data import forever, load_dataset
-from minigan.experiment import Run, lesson_parser
+from minigan.experiment import Run, generate, lesson_parser
 
 LATENT = 64
 IMAGE = 28 * 28
@@ -73,15 +73,6 @@ def generator_loss(D, fake):
     return F.binary_cross_entropy_with_logits(logits, mg.ones(*logits.shape))
 
 
-def sample(G, z):
-    """Images from noise in eval mode without a graph: what the grids and samples.npy show."""
-    G.eval()
-    with mg.no_grad():
-        images = G(z).reshape(len(z), 1, 28, 28)
-    G.train()
-    return images
-
-
 def main(argv=None):
     args = lesson_parser("03_mlp_gan", __doc__, steps=6000, batch_size=64).parse_args(argv)
     run = Run(args, sample_every=500)
@@ -115,12 +106,12 @@ def main(argv=None):
         run.log(step, loss_d=loss_d, loss_g=loss_g,
                 d_real=mg.sigmoid(real_logits).mean(), d_fake=mg.sigmoid(fake_logits).mean())
         if run.should_sample(step):
-            run.save_grid(sample(G, fixed_z), step)
+            run.save_grid(generate(G, fixed_z, image_shape=(1, 28, 28)), step)
             run.save_checkpoint(step + 1, models, optimizers)
 
-    samples = sample(G, mg.randn(1000, LATENT)).numpy()
+    samples = generate(G, mg.randn(1000, LATENT), image_shape=(1, 28, 28)).numpy()
     real = data.images[:1000].astype("float32") / 127.5 - 1
-    run.finish(sample(G, fixed_z), samples, metrics={
+    run.finish(generate(G, fixed_z, image_shape=(1, 28, 28)), samples, metrics={
         **metrics.compare_to_real(samples, real),
     })
 

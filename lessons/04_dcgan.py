@@ -25,7 +25,7 @@ history.png (losses, d_real, d_fake), metrics.json, checkpoint.npz and samples.n
 import minigan as mg
 from minigan import F, metrics, nn, optim
 from minigan.data import forever, load_dataset
-from minigan.experiment import Run, lesson_parser
+from minigan.experiment import Run, generate, lesson_parser
 
 LATENT = 100
 
@@ -91,18 +91,6 @@ def generator_loss(D, fake):
     return F.binary_cross_entropy_with_logits(logits, mg.ones(*logits.shape))
 
 
-def sample(G, z, chunk=250):
-    """Images from noise in eval mode, without a graph, ``chunk`` at a time.
-
-    In eval mode G's BatchNorm uses the running mean and variance gathered during training, so
-    an image depends on its own noise only, not on whichever other images share its batch."""
-    G.eval()
-    with mg.no_grad():
-        images = mg.cat([G(z[i:i + chunk]) for i in range(0, len(z), chunk)])
-    G.train()
-    return images
-
-
 def main(argv=None):
     parser = lesson_parser("04_dcgan", __doc__, steps=1200, batch_size=32, quick_steps=3)
     args = parser.parse_args(argv)
@@ -139,12 +127,14 @@ def main(argv=None):
         run.log(step, loss_d=loss_d, loss_g=loss_g,
                 d_real=mg.sigmoid(real_logits).mean(), d_fake=mg.sigmoid(fake_logits).mean())
         if run.should_sample(step):
-            run.save_grid(sample(G, fixed_z), step)
+            # generate() samples in eval mode: G's BatchNorm then uses the running statistics
+            # gathered in training, so each image depends on its own noise only
+            run.save_grid(generate(G, fixed_z), step)
             run.save_checkpoint(step + 1, models, optimizers)
 
-    samples = sample(G, mg.randn(1000, LATENT, 1, 1)).numpy()
+    samples = generate(G, mg.randn(1000, LATENT, 1, 1)).numpy()
     real = data.images[:1000].astype("float32") / 127.5 - 1
-    run.finish(sample(G, fixed_z), samples, metrics={
+    run.finish(generate(G, fixed_z), samples, metrics={
         **metrics.compare_to_real(samples, real),
     })
 

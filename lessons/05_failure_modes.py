@@ -44,7 +44,7 @@ import os
 import minigan as mg
 from minigan import F, metrics, nn, optim, viz
 from minigan.data import forever, load_dataset
-from minigan.experiment import Run, lesson_parser
+from minigan.experiment import Run, generate, lesson_parser
 
 LATENT = 64
 IMAGE = 28 * 28
@@ -138,15 +138,6 @@ def g_step(G, D, opt_g, batch_size, exp, update=True):
     return loss, ((grad * grad).sum(1).mean() ** 0.5).item() * batch_size
 
 
-def sample(G, z):
-    """Images from noise in eval mode without a graph."""
-    G.eval()
-    with mg.no_grad():
-        images = G(z).reshape(len(z), 1, 28, 28)
-    G.train()
-    return images
-
-
 def diversity(images):
     return {"cosine": metrics.mean_pairwise_cosine(images), "pixel_std": metrics.pixel_std(images)}
 
@@ -176,13 +167,14 @@ def train(name, exp, args, data, diversity_z):
         for _ in range(exp.g_steps):
             loss_g, grad_g = g_step(G, D, opt_g, batch, exp, update=step >= head_start)
         if spread is None or (step + 1) % args.diversity_every == 0:
-            spread = diversity(sample(G, diversity_z))
+            spread = diversity(generate(G, diversity_z, image_shape=(1, 28, 28)))
         run.log(step, loss_d=loss_d, loss_g=loss_g, d_real=d_real, d_fake=d_fake,
                 grad_g=grad_g, **spread)
         if run.should_sample(step):
-            run.save_grid(sample(G, fixed_z), step)
+            run.save_grid(generate(G, fixed_z, image_shape=(1, 28, 28)), step)
             run.save_checkpoint(step + 1, models, optimizers)
-    return run, sample(G, fixed_z), sample(G, mg.randn(1000, LATENT)).numpy()
+    grid = generate(G, fixed_z, image_shape=(1, 28, 28))
+    return run, grid, generate(G, mg.randn(1000, LATENT), image_shape=(1, 28, 28)).numpy()
 
 
 def plot_run(history, path):

@@ -33,7 +33,7 @@ import os
 import minigan as mg
 from minigan import metrics, nn, optim, viz
 from minigan.data import forever, load_dataset
-from minigan.experiment import Run, lesson_parser
+from minigan.experiment import Run, generate, lesson_parser
 
 LATENT = 100
 G_WIDTH = 32         # G: 4 * G_WIDTH channels at 7x7, 2 * G_WIDTH at 14x14 (half of lesson 04's)
@@ -104,15 +104,6 @@ def clip_weights(C, limit=CLIP):
         param.data.clip(-limit, limit, out=param.data)
 
 
-def sample(G, z, chunk=250):
-    """Images from noise in eval mode (BatchNorm's running statistics), without a graph."""
-    G.eval()
-    with mg.no_grad():
-        images = mg.cat([G(z[i:i + chunk]) for i in range(0, len(z), chunk)])
-    G.train()
-    return images
-
-
 def main(argv=None):
     parser = lesson_parser("06_wgan", __doc__, steps=1300, batch_size=16, quick_steps=2)
     args = parser.parse_args(argv)
@@ -152,7 +143,7 @@ def main(argv=None):
 
         run.log(step, loss_critic=loss_c, loss_g=loss_g, wasserstein_estimate=estimate)
         if run.should_sample(step):
-            run.save_grid(sample(G, fixed_z), step)
+            run.save_grid(generate(G, fixed_z), step)
             run.save_checkpoint(step + 1, models, optimizers)
 
     h = run.history
@@ -161,9 +152,9 @@ def main(argv=None):
         "the critic's Wasserstein estimate E[C(real)] - E[C(fake)]":
             {"wasserstein_estimate": h["wasserstein_estimate"]},
     }, os.path.join(run.dir, "history.png"), steps=h["step"])
-    samples = sample(G, mg.randn(1000, LATENT, 1, 1)).numpy()
+    samples = generate(G, mg.randn(1000, LATENT, 1, 1)).numpy()
     real = data.images[:1000].astype("float32") / 127.5 - 1
-    run.finish(sample(G, fixed_z), samples, plot=False, metrics={
+    run.finish(generate(G, fixed_z), samples, plot=False, metrics={
         **metrics.compare_to_real(samples, real),
     })
 

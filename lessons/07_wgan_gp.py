@@ -35,7 +35,7 @@ import os
 import minigan as mg
 from minigan import io, metrics, nn, optim, viz
 from minigan.data import forever, load_dataset
-from minigan.experiment import Run, lesson_parser
+from minigan.experiment import Run, generate, lesson_parser
 
 LATENT = 100
 WIDTH = 32           # channels of the critic's first layer; G mirrors it (2 * WIDTH, 4 * WIDTH)
@@ -119,19 +119,10 @@ def generator_loss(C, fake):
     return -C(fake).mean()
 
 
-def sample(G, z, chunk=250):
-    """Images from noise in eval mode (BatchNorm's running statistics), without a graph."""
-    G.eval()
-    with mg.no_grad():
-        images = mg.cat([G(z[i:i + chunk]) for i in range(0, len(z), chunk)])
-    G.train()
-    return images
-
-
 def norm_snapshot(C, G, data, n=HISTOGRAM_BATCH):
     """Gradient norms at n fresh interpolates, for one histogram (no graph kept)."""
     real = next(forever(data, n))[0]
-    fake = sample(G, mg.randn(n, LATENT, 1, 1))
+    fake = generate(G, mg.randn(n, LATENT, 1, 1))
     return gradient_norms(C, interpolate(real, fake), create_graph=False).numpy()
 
 
@@ -176,7 +167,7 @@ def main(argv=None):
         run.log(step, loss_critic=loss_c, loss_g=loss_g, penalty_loss=penalty,
                 wasserstein_estimate=estimate, grad_norm=grad_norm)
         if run.should_sample(step):
-            run.save_grid(sample(G, fixed_z), step)
+            run.save_grid(generate(G, fixed_z), step)
             snapshots[f"step {step + 1}"] = norm_snapshot(C, G, data)
             io.save(snapshots, norms_path)
             run.save_checkpoint(step + 1, models, optimizers)
@@ -192,10 +183,10 @@ def main(argv=None):
         "mean ||grad C(x_hat)|| at interpolates (the penalty pulls it to 1)":
             {"grad_norm": h["grad_norm"]},
     }, os.path.join(run.dir, "history.png"), steps=h["step"])
-    samples = sample(G, mg.randn(1000, LATENT, 1, 1)).numpy()
+    samples = generate(G, mg.randn(1000, LATENT, 1, 1)).numpy()
     real = data.images[:1000].astype("float32") / 127.5 - 1
     final_norms = snapshots[f"step {args.steps}"]
-    run.finish(sample(G, fixed_z), samples, plot=False, metrics={
+    run.finish(generate(G, fixed_z), samples, plot=False, metrics={
         "grad_norm_mean": float(final_norms.mean()),
         "grad_norm_std": float(final_norms.std()),
         **metrics.compare_to_real(samples, real),

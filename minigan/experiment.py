@@ -20,6 +20,8 @@ import time
 import numpy as np
 
 from . import io, viz
+from .autograd import no_grad
+from .ops import cat
 from .progress import progress
 
 DATASET_CHOICES = ("digits", "mnist", "fashion-mnist")
@@ -55,6 +57,22 @@ def lesson_parser(name, description, steps, batch_size, datasets=DATASET_CHOICES
     parser.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
     parser.set_defaults(quick_steps=quick_steps, default_steps=steps)
     return parser
+
+
+def generate(G, z, chunk=250, image_shape=None):
+    """Images from noise ``z`` in eval mode, without a graph, ``chunk`` at a time.
+
+    In eval mode BatchNorm uses the running statistics gathered in training, so an image
+    depends on its own noise only, not on whichever other images share its batch. ``G`` goes
+    back to the mode it was in. ``image_shape`` (e.g. (1, 28, 28)) reshapes flat outputs."""
+    was_training = G.training
+    G.eval()
+    try:
+        with no_grad():
+            images = cat([G(z[i:i + chunk]) for i in range(0, len(z), chunk)])
+    finally:
+        G.train(was_training)
+    return images if image_shape is None else images.reshape(len(z), *image_shape)
 
 
 class Run:

@@ -86,3 +86,20 @@ def test_a_gan_lesson_resumes_from_its_checkpoint(quick_runs, tmp_path):
     assert "resumed from" in result.stdout
     resumed = json.loads((tmp_path / "metrics.json").read_text())
     assert resumed["steps"] > first["steps"]
+
+
+def test_generate_samples_in_eval_mode_and_restores_the_mode():
+    import minigan as mg
+    from minigan import nn
+    from minigan.experiment import generate
+
+    G = nn.Sequential(nn.Linear(4, 6), nn.BatchNorm1d(6))
+    z = mg.randn(10, 4)
+    G.train()
+    G(z)  # one training batch moves the running statistics
+    with mg.no_grad():
+        one_by_one = mg.cat([G.eval()(z[i:i + 1]) for i in range(10)])
+    G.train()
+    images = generate(G, z, chunk=3, image_shape=(2, 3))
+    assert G.training and not images.requires_grad and images.shape == (10, 2, 3)
+    np.testing.assert_allclose(images.numpy().reshape(10, 6), one_by_one.numpy(), rtol=1e-6)
