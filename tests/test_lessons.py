@@ -102,4 +102,5 @@ def test_generate_samples_in_eval_mode_and_restores_the_mode():
     G.train()
     images = generate(G, z, chunk=3, image_shape=(2, 3))
     assert G.training and not images.requires_grad and images.shape == (10, 2, 3)
-    np.testing.assert_allclose(images.numpy().reshape(10, 6), one_by_one.numpy(), rtol=1e-6)
+    # same values up to float32 rounding (matrix products over batches of 3 vs 1 may round apart)
+    np.testing.assert_allclose(images.numpy().reshape(10, 6), one_by_one.numpy(), rtol=1e-5, atol=1e-6)
