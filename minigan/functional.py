@@ -111,12 +111,17 @@ def _constant(array):
 # --- layers ----------------------------------------------------------------------------------
 def linear(input, weight, bias=None):
     """input @ weight.T + bias, with weight of shape (out_features, in_features)."""
+    if weight.ndim != 2 or (bias is not None and tuple(bias.shape) != (weight.shape[0],)):
+        raise ValueError(
+            f"linear: expected a 2-D weight and a bias of shape (out_features,), got weight "
+            f"{weight.shape} and bias {None if bias is None else bias.shape}")
     if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
         raise ValueError(
             f"linear: expected input with {weight.shape[1]} features in its last dimension, "
             f"got input shape {input.shape}")
-    out = input @ weight.T
-    return out if bias is None else out + bias
+    rows = input if input.ndim == 2 else input.reshape(-1, weight.shape[1])
+    out = ops.Linear.apply(rows, weight, *(() if bias is None else (bias,)))
+    return out if input.ndim == 2 else out.reshape(*input.shape[:-1], weight.shape[0])
 
 
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):

@@ -368,6 +368,35 @@ class MatMul(Function):
         return ga, gb
 
 
+
+class Linear(Function):
+    """x @ weight.T + bias for a 2-D x, as one op. Composed of matmul(x, weight.T) and add, the
+    weight's gradient arrived transposed (column-major) and had to be copied into the weight's
+    layout before Adam could use it at full speed; here it is computed as g.T @ x, already
+    row-major, and the bias is added in place (MLP GAN step, 1 thread:
+    1.43x -> 1.12x PyTorch's). Unrecorded backward works on arrays; recorded, in Tensor ops."""
+
+    def forward(self, x, weight, bias=None):
+        out = _matmul(x, weight.T)
+        if bias is not None:
+            out += bias
+        return out
+
+    def backward(self, g):
+        x, weight = self.inputs[:2]
+        need_x, need_w = self.needs_input_grad[:2]
+        need_b = len(self.inputs) == 3 and self.needs_input_grad[2]
+        if is_grad_enabled():  # the backward pass is being recorded
+            gx = g @ weight if need_x else None
+            gw = g.transpose(0, 1) @ x if need_w else None
+            gb = g.sum(axis=0) if need_b else None
+        else:
+            gd = g.data
+            gx = _const(_matmul(gd, weight.data)) if need_x else None
+            gw = _const(_matmul(gd.T, x.data)) if need_w else None
+            gb = _const(gd.sum(axis=0)) if need_b else None
+        return (gx, gw, gb) if len(self.inputs) == 3 else (gx, gw)
+
 # --- batch normalisation -----------------------------------------------------------------------
 def _normalise_by_batch(x, axes, eps):
     """(x - mean) / sqrt(var + eps) over ``axes``, written in primitives: the reference the

@@ -97,10 +97,11 @@ def test_conv_transpose2d_derivatives(case, bias, seed):
                 *shapes, seed=seed)
 
 
-@given(batch=st.integers(1, 4), fan_in=st.integers(1, 5), fan_out=st.integers(1, 4),
-       bias=st.booleans(), seed=seeds)
+@given(batch=st.lists(st.integers(1, 3), max_size=2), fan_in=st.integers(1, 5),
+       fan_out=st.integers(1, 4), bias=st.booleans(), seed=seeds)
 def test_linear_derivatives(batch, fan_in, fan_out, bias, seed):
-    shapes = [(batch, fan_in), (fan_out, fan_in)] + ([(fan_out,)] if bias else [])
+    # batch [] is a 1-D input, two entries a 3-D one: both go through the 2-D Linear op reshaped
+    shapes = [(*batch, fan_in), (fan_out, fan_in)] + ([(fan_out,)] if bias else [])
     check_grads(lambda x, w, *b: F.linear(x, w, *b), *shapes, seed=seed)
 
 
@@ -338,6 +339,8 @@ ERRORS = [
      "conv_transpose2d: the output would be -1x-1 for input shape (1, 1, 1, 1)"),
     (lambda: F.linear(mg.zeros(2, 3), mg.zeros(4, 5)),
      "linear: expected input with 5 features in its last dimension, got input shape (2, 3)"),
+    (lambda: F.linear(mg.zeros(2, 3), mg.zeros(4, 3), mg.zeros(3)),
+     "linear: expected a 2-D weight and a bias of shape (out_features,), got weight (4, 3) and bias (3,)"),
     (lambda: F.batch_norm(mg.zeros(1, 3), None, None, training=True),
      "batch_norm: expected more than 1 value per channel when training, got input shape (1, 3)"),
     (lambda: F.mse_loss(mg.zeros(4, 1), mg.zeros(4)),
