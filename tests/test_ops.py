@@ -38,6 +38,8 @@ UNARY = {
     "sigmoid": (mg.sigmoid, -4, 4, False),
     "relu": (mg.relu, -2, 2, True),
     "leaky_relu": (lambda x: mg.leaky_relu(x, 0.2), -2, 2, True),
+    "leaky_relu_steep": (lambda x: mg.leaky_relu(x, 1.5), -2, 2, True),  # slope > 1: another path
+    "leaky_relu_negative": (lambda x: mg.leaky_relu(x, -0.3), -2, 2, True),
     "clamp": (lambda x: mg.clamp(x, -1.0, 1.0), -2, 2, True),
     "pow_scalar": (lambda x: x ** 3, -2, 2, False),
     "pow_fraction": (lambda x: x ** 1.5, 0.2, 3, False),
@@ -57,6 +59,26 @@ def test_unary_op_derivatives(name, shape, seed):
         assert np.allclose(fn(x).numpy(), x.numpy(), atol=1e-6)
         return
     check_both(lambda x: fn(x) * x, x)
+
+
+@given(slope=st.floats(0.0, 1.0, width=32), seed=seeds)
+def test_leaky_relu_is_exact_in_float32(slope, seed):
+    # the fast forward (max of a and slope * a) and backward (mask * (1 - slope) + slope) must
+    # give exactly a / slope * a, and exactly 1 / slope as the derivative, like the definition
+    a = np.random.default_rng(seed).standard_normal(1000).astype(np.float32)
+    x = mg.tensor(a, dtype="float32", requires_grad=True)
+    y = mg.leaky_relu(x, slope)
+    y.sum().backward()
+    s32 = np.float32(slope)
+    np.testing.assert_array_equal(y.numpy(), np.where(a > 0, a, a * s32))
+    np.testing.assert_array_equal(x.grad.numpy(), np.where(a > 0, np.float32(1), s32))
+    assert y.dtype == x.grad.dtype == np.float32
+
+
+def test_relu_and_leaky_relu_keep_nan_like_pytorch():
+    x = mg.tensor([float("nan"), -1.0, 2.0], dtype="float32")
+    assert np.isnan(mg.relu(x).numpy()[0]) and np.isnan(mg.leaky_relu(x, 0.2).numpy()[0])
+    np.testing.assert_array_equal(mg.relu(x).numpy()[1:], [0.0, 2.0])
 
 
 BINARY = {
