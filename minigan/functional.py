@@ -134,11 +134,9 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     padding = _pair(padding, "padding", 0, "conv2d")
     dilation = _pair(dilation, "dilation", 1, "conv2d")
     out_channels, channels, kh, kw = weight.shape
-    oh, ow = _check_conv_input("conv2d", input, channels, (kh, kw), stride, padding, dilation)
-    cols = ops.im2col(input, (kh, kw), stride, padding, dilation)  # (C*kh*kw, N*OH*OW)
-    out = weight.reshape(out_channels, channels * kh * kw) @ cols   # one matrix product
-    out = out.reshape(out_channels, input.shape[0], oh, ow).permute(1, 0, 2, 3)
-    return out if bias is None else out + bias.reshape(1, out_channels, 1, 1)
+    _check_conv_input("conv2d", input, channels, (kh, kw), stride, padding, dilation)
+    # weight (O, C*kh*kw) @ im2col(input) (C*kh*kw, N*OH*OW): one matrix product, as one op
+    return ops.conv2d(input, weight, bias, (kh, kw), stride, padding, dilation)
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1):

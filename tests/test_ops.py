@@ -214,6 +214,23 @@ def test_unfold_and_fold_are_adjoint(g, seed):
     assert abs(left - right) <= 1e-10 * max(1.0, abs(left))
 
 
+@given(g=conv_geometry, seed=seeds)
+def test_batch_last_fold_of_the_conv_ops_equals_fold(g, seed):
+    # the convolution ops sum their columns with _fold_batch_last (columns (C, kh, kw, OH, OW, N),
+    # one contiguous plane per stride phase); it must give exactly what the plain fold gives
+    assume(_fits(g))
+    (kh, kw), s, p, d = g["k"], g["stride"], g["padding"], g["dilation"]
+    oh = ops.conv_output_size(g["h"], kh, s, p, d)
+    ow = ops.conv_output_size(g["w"], kw, s, p, d)
+    cols = np.random.default_rng(seed).uniform(-1, 1, (g["c"], kh, kw, g["n"], oh, ow))
+    expected = ops.col2im(mg.tensor(cols.reshape(g["c"] * kh * kw, -1)), g["n"], (g["h"], g["w"]),
+                         (kh, kw), s, p, d).numpy()
+    actual = ops._fold_batch_last(np.ascontiguousarray(cols.transpose(0, 1, 2, 4, 5, 3)),
+                                  (g["h"], g["w"]), (s, s), (p, p), (d, d))
+    assert actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
+
+
 def test_unfold_matches_a_direct_window_gather():
     x = np.arange(2 * 3 * 5 * 4, dtype=np.float64).reshape(2, 3, 5, 4)
     cols = mg.unfold(mg.tensor(x), (2, 3), stride=(2, 1), padding=1, dilation=1).numpy()
