@@ -574,70 +574,117 @@ class Col2Im(Function):
         return Im2Col.apply(g, kernel_size=kernel, stride=stride, padding=padding, dilation=dilation)
 
 
-def _fold_batch_last(cols, size, stride, padding, dilation):
-    """Sum columns laid out (C, kh, kw, OH, OW, N) into a channel-major (N, C, H, W) image.
+# The convolution ops keep images "batch-last": an (N, C, H, W) tensor whose memory is ordered
+# (C, H, W, N). Their columns are then (C*kh*kw, OH*OW*N), every window copy and every fold add
+# sweeps OW*N contiguous values instead of one OW-long row per image and channel, and the next
+# layer reads its input without a transposing copy. (The public unfold/fold keep the plain
+# channel-major im2col above.) On the 32x32 DCGAN step this layout took the time of im2col and
+# col2im per step from 18 + 42 ms to 10 + 14 ms (cProfile, one thread; docs/benchmarks.md).
+def _batch_last(x):
+    """The (C, H, W, N) array of an (N, C, H, W) one: a view when it already lies batch-last."""
+    return xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
 
-    The plain col2im adds every kernel offset into a stride-2 view of the image, in numpy inner
-    loops as short as one output row (8 values for a 16x16 image); most of the time went into
-    loop overhead. Here each offset is added into the contiguous plane of its stride phase
-    (pixels (s*a + r, s*b + q)), and with the batch innermost one add sweeps OW*N contiguous
-    values; the phases are interleaved into the image at the end by s*s strided copies. On a
-    64-channel 8x8 -> 16x16 fold this took 1.8 ms instead of 5.3 ms (one core).
-    """
+
+def _phase_extent(size, kernel, stride, padding, dilation, positions):
+    """Rows (or columns) of one stride-phase plane of the padded image: enough for every window
+    and for every pixel of the padded image (padded pixel s*a + r lies in plane r, at a)."""
+    return builtins.max(((kernel - 1) * dilation) // stride + positions, -(-(size + 2 * padding) // stride))
+
+
+def _im2col_batch_last(x, kernel, stride, padding, dilation):
+    """Columns (C, kh, kw, OH, OW, N) of an (N, C, H, W) array, for the convolution ops.
+
+    The padded image is first split into its stride phases, planes[c, r, q, a, b, n] = padded
+    pixel (s*a + r, s*b + q); every kernel window is then a plain rectangle of one plane."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
+    oh, ow = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
+    source = x.transpose(1, 2, 3, 0)  # (C, H, W, N), a view
+    if (sh, sw, ph, pw) == (1, 1, 0, 0):
+        planes = _batch_last(x).reshape(c, 1, 1, h, w, n)  # no copy when x is batch-last
+    else:
+        rows = _phase_extent(h, kh, sh, ph, dh, oh)
+        width = _phase_extent(w, kw, sw, pw, dw, ow)
+        planes = xp.zeros((c, sh, sw, rows, width, n), dtype=x.dtype)
+        for r in range(sh):
+            y0 = (r - ph) % sh  # first image row in phase r
+            if y0 >= h:
+                continue
+            a0, count_y = (y0 + ph) // sh, len(range(y0, h, sh))
+            for q in range(sw):
+                x0 = (q - pw) % sw
+                if x0 >= w:
+                    continue
+                b0, count_x = (x0 + pw) // sw, len(range(x0, w, sw))
+                planes[:, r, q, a0:a0 + count_y, b0:b0 + count_x] = source[:, y0::sh, x0::sw]
+    cols = xp.empty((c, kh, kw, oh, ow, n), dtype=x.dtype)
+    for i in range(kh):
+        qi, ri = divmod(i * dh, sh)
+        for j in range(kw):
+            qj, rj = divmod(j * dw, sw)
+            cols[:, i, j] = planes[:, ri, rj, qi:qi + oh, qj:qj + ow]
+    return cols
+
+
+def _fold_batch_last(cols, size, stride, padding, dilation):
+    """Sum columns (C, kh, kw, OH, OW, N) into an (N, C, H, W) image lying batch-last: the
+    adjoint of _im2col_batch_last. Each kernel offset is added into the plane of its stride
+    phase (a rectangle there), and the planes are interleaved into the image at the end.
+
+    (The plain col2im adds every offset into a stride-2 view of a channel-major image, in numpy
+    inner loops one output row long, 8 values for a 16x16 image: mostly loop overhead. On a
+    64-channel 8x8 -> 16x16 fold this took 1.8 ms instead of 5.3 ms, one core.)"""
     c, kh, kw, oh, ow, n = cols.shape
     (h, w), (sh, sw), (ph, pw), (dh, dw) = size, stride, padding, dilation
-    rows = builtins.max(((kh - 1) * dh) // sh + oh, -(-(h + 2 * ph) // sh))  # phase-plane height
-    width = builtins.max(((kw - 1) * dw) // sw + ow, -(-(w + 2 * pw) // sw))
+    rows = _phase_extent(h, kh, sh, ph, dh, oh)
+    width = _phase_extent(w, kw, sw, pw, dw, ow)
     planes = xp.zeros((c, sh, sw, rows, width, n), dtype=cols.dtype)
     for i in range(kh):
         qi, ri = divmod(i * dh, sh)
         for j in range(kw):
             qj, rj = divmod(j * dw, sw)
             planes[:, ri, rj, qi:qi + oh, qj:qj + ow] += cols[:, i, j]
-    out = xp.empty((c, n, h, w), dtype=cols.dtype)
+    if (sh, sw) == (1, 1):
+        out = planes[:, 0, 0, ph:ph + h, pw:pw + w]  # a view; batch-last rows of a wider image
+        return out.transpose(3, 0, 1, 2)
+    out = xp.empty((c, h, w, n), dtype=cols.dtype)
     for y in range(builtins.min(sh, h)):
         ay, ry = divmod(y + ph, sh)
         count_y = len(range(y, h, sh))
         for x in range(builtins.min(sw, w)):
             ax, rx = divmod(x + pw, sw)
-            count_x = len(range(x, w, sw))
-            plane = planes[:, ry, rx, ay:ay + count_y, ax:ax + count_x]
-            out[:, :, y::sh, x::sw] = plane.transpose(0, 3, 1, 2)
-    return out.transpose(1, 0, 2, 3)
+            out[:, y::sh, x::sw] = planes[:, ry, rx, ay:ay + count_y, ax:ax + len(range(x, w, sw))]
+    return out.transpose(3, 0, 1, 2)
 
 
 def _conv_transpose_array(x, weight, geometry, size):
-    """conv_transpose2d on arrays: x (N, C, H, W), weight (C, O, kh, kw) -> (N, O, *size), as
-    one matrix product whose columns come out batch-last, then _fold_batch_last."""
+    """conv_transpose2d on arrays: x (N, C, H, W), weight (C, O, kh, kw) -> (N, O, *size)
+    batch-last, as one matrix product and _fold_batch_last."""
     (kh, kw), stride, padding, dilation = geometry
     n, channels, h, w = x.shape
-    rows = xp.ascontiguousarray(x.transpose(1, 2, 3, 0)).reshape(channels, h * w * n)
+    rows = _batch_last(x).reshape(channels, h * w * n)
     cols = _matmul(weight.reshape(channels, -1).T, rows)  # (O*kh*kw, H*W*N)
     cols = cols.reshape(weight.shape[1], kh, kw, h, w, n)
     return _fold_batch_last(cols, size, stride, padding, dilation)
 
 
 class Conv2d(Function):
-    """conv2d(x, weight[, bias]) as one op: im2col, one matrix product, bias added in place.
-
-    The input gradient is the transposed convolution of the output gradient, computed with the
-    batch-last fold above (the composed im2col/matmul/permute graph had to fold with the plain
-    col2im). Recorded (create_graph=True), the backward is conv_transpose2d and a matrix product
-    with the recomputed columns, both differentiable ops, so second derivatives stay exact.
+    """conv2d(x, weight[, bias]) as one op: batch-last im2col, one matrix product, bias added
+    in place; the output lies batch-last. The input gradient is the transposed convolution of
+    the output gradient. Recorded (create_graph=True), the backward is conv_transpose2d and a
+    matrix product with im2col(x), both differentiable ops, so second derivatives stay exact.
     """
 
     def forward(self, x, weight, bias=None, geometry=None):
         self.geometry = geometry
-        kernel, stride, padding, dilation = geometry
+        cols = _im2col_batch_last(x, *geometry)
+        _, _, _, oh, ow, n = cols.shape
+        self.cols = cols.reshape(-1, oh * ow * n)  # (C*kh*kw, OH*OW*N), kept for the backward
         out_channels = weight.shape[0]
-        self.cols = _im2col(x, kernel, stride, padding, dilation)  # (C*kh*kw, N*OH*OW)
         out = _matmul(weight.reshape(out_channels, -1), self.cols)
         if bias is not None:
             out += bias.reshape(out_channels, 1)
-        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = geometry
-        n, _, h, w = x.shape
-        oh, ow = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
-        return out.reshape(out_channels, n, oh, ow).transpose(1, 0, 2, 3)
+        return out.reshape(out_channels, oh, ow, n).transpose(3, 0, 1, 2)
 
     def backward(self, g):
         x, weight = self.inputs[:2]
@@ -651,9 +698,8 @@ class Conv2d(Function):
             gw = (rows @ im2col(x, *self.geometry).T).reshape(weight.shape) if need_w else None
             gb = rows.sum(axis=1) if need_b else None
         else:
-            gd = g.data
-            rows = gd.transpose(1, 0, 2, 3).reshape(out_channels, -1)
-            gx = _const(_conv_transpose_array(gd, weight.data, self.geometry, size)) if need_x else None
+            rows = _batch_last(g.data).reshape(out_channels, -1)  # the columns' order: free
+            gx = _const(_conv_transpose_array(g.data, weight.data, self.geometry, size)) if need_x else None
             gw = _const(_matmul(rows, self.cols.T).reshape(weight.shape)) if need_w else None
             gb = _const(rows.sum(axis=1)) if need_b else None
         return (gx, gw, gb) if len(self.inputs) == 3 else (gx, gw)
@@ -663,8 +709,8 @@ class ConvTranspose2d(Function):
     """conv_transpose2d(x, weight) as one op: one matrix product -> fold, without keeping the
     k*k-times-larger columns alive until the backward (which never needs them: it im2cols the
     incoming gradient). Holding them made the 28x28 DCGAN step need 2.0x PyTorch's memory;
-    without, 1.6x. The backward is written in ops (im2col, matmul), so it is differentiable.
-    ``size`` is the output's (H, W)."""
+    without, 1.6x. ``size`` is the output's (H, W). Recorded, the backward is im2col and
+    matrix products, differentiable ops."""
 
     def forward(self, x, weight, geometry, size):
         self.geometry, self.size = geometry, size
@@ -674,11 +720,21 @@ class ConvTranspose2d(Function):
         x, weight = self.inputs
         kernel, stride, padding, dilation = self.geometry
         n, channels, h, w = x.shape
-        g_cols = im2col(g, kernel, stride, padding, dilation)  # (O*k*k, N*H*W)
+        need_x, need_w = self.needs_input_grad
         gx = gw = None
-        if self.needs_input_grad[0]:
+        if not is_grad_enabled():  # plain arrays, batch-last like the forward
+            g_cols = _im2col_batch_last(g.data, *self.geometry).reshape(-1, h * w * n)
+            if need_x:
+                gx = _matmul(weight.data.reshape(channels, -1), g_cols)
+                gx = _const(gx.reshape(channels, h, w, n).transpose(3, 0, 1, 2))
+            if need_w:
+                rows = _batch_last(x.data).reshape(channels, -1)
+                gw = _const(_matmul(rows, g_cols.T).reshape(weight.shape))
+            return gx, gw
+        g_cols = im2col(g, kernel, stride, padding, dilation)  # (O*k*k, N*H*W)
+        if need_x:
             gx = (weight.reshape(channels, -1) @ g_cols).reshape(channels, n, h, w).permute(1, 0, 2, 3)
-        if self.needs_input_grad[1]:
+        if need_w:
             rows = x.permute(1, 0, 2, 3).reshape(channels, n * h * w)
             gw = (rows @ g_cols.T).reshape(weight.shape)
         return gx, gw

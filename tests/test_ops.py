@@ -215,6 +215,19 @@ def test_unfold_and_fold_are_adjoint(g, seed):
 
 
 @given(g=conv_geometry, seed=seeds)
+def test_batch_last_im2col_of_the_conv_ops_equals_im2col(g, seed):
+    # the convolution ops gather windows from stride-phase planes with the batch innermost;
+    # the columns must be exactly the plain im2col's, reordered (C, kh, kw, OH, OW, N)
+    assume(_fits(g))
+    (kh, kw), s, p, d = g["k"], g["stride"], g["padding"], g["dilation"]
+    x = np.random.default_rng(seed).uniform(-1, 1, (g["n"], g["c"], g["h"], g["w"]))
+    expected = ops.im2col(mg.tensor(x), (kh, kw), s, p, d).numpy()
+    actual = ops._im2col_batch_last(x, (kh, kw), (s, s), (p, p), (d, d))
+    c, _, _, oh, ow, n = actual.shape
+    np.testing.assert_array_equal(actual.transpose(0, 1, 2, 5, 3, 4).reshape(c * kh * kw, -1), expected)
+
+
+@given(g=conv_geometry, seed=seeds)
 def test_batch_last_fold_of_the_conv_ops_equals_fold(g, seed):
     # the convolution ops sum their columns with _fold_batch_last (columns (C, kh, kw, OH, OW, N),
     # one contiguous plane per stride phase); it must give exactly what the plain fold gives
