@@ -61,6 +61,14 @@ class Minigan:
     def randn(self, *shape):
         return self.mg.randn(*shape)
 
+    def randn_like(self, t):
+        """Random values laid out in memory like ``t`` (a gradient arriving from the next layer
+        has its layout; a differently laid-out one would time a transposing pass instead)."""
+        xp = self.mg.backend.xp
+        data = xp.empty_like(t.data)
+        data[...] = self.mg.randn(*t.shape).data
+        return self.mg.Tensor(data)
+
     def full(self, shape, value):
         return self.mg.full(shape, value)
 
@@ -86,6 +94,9 @@ class Torch:
 
     def randn(self, *shape):
         return self.torch.randn(*shape, device=self.device)
+
+    def randn_like(self, t):
+        return self.torch.randn_like(t)  # keeps t's memory format
 
     def full(self, shape, value):
         return self.torch.full(shape, value, device=self.device)
@@ -191,7 +202,7 @@ def layer_rows(model, frameworks, args):
                 x_in = x.detach()
                 x_in.requires_grad_(True)
                 out = layer(x_in)
-                upstream = fw.randn(*out.shape)
+                upstream = fw.randn_like(out)
 
                 def forward():
                     layer(x_in)
