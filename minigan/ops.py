@@ -495,7 +495,7 @@ def _window_slices(k_index, dilation, stride, count):
 
 
 def _im2col(x, kernel_size, stride, padding, dilation):
-    """The array work of Im2Col (also used by the convolution ops below)."""
+    """The array work of Im2Col (unfold; the convolution ops use the batch-last one below)."""
     n, c, h, w = x.shape
     (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel_size, stride, padding, dilation
     oh = conv_output_size(h, kh, sh, ph, dh)
@@ -523,7 +523,9 @@ class Im2Col(Function):
     """(N, C, H, W) -> (C*kh*kw, N*L): one column per output position of every image.
 
     Channel-major columns make a whole convolution ONE matrix product, (O, C*kh*kw) @ cols,
-    instead of N small ones; on the 28x28 DCGAN that alone made the train step ~2x faster.
+    instead of N small ones (on the 28x28 DCGAN that alone made the train step ~2x faster; the
+    convolution ops now go one step further, see _im2col_batch_last). Recorded backwards of the
+    convolution ops use this op and Col2Im.
     """
 
     def forward(self, x, kernel_size, stride, padding, dilation):
