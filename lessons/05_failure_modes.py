@@ -25,7 +25,7 @@ wins" or "oscillation" — with its evidence and the fix it recommends. The less
 diagnosis of every run.
 
 Run it:
-    python lessons/05_failure_modes.py                          # all six, about 7 minutes
+    python lessons/05_failure_modes.py                          # all six, about 4 minutes
     python lessons/05_failure_modes.py --experiments collapse,ttur --steps 2000
     python lessons/05_failure_modes.py --list                   # the experiments' settings
 

@@ -20,7 +20,7 @@ What you will see:
      curve that actually tracks sample quality, which a GAN's cross-entropy does not.
 
 Run it:
-    python lessons/06_wgan.py                          # about 5 minutes on a 2-core CPU
+    python lessons/06_wgan.py                          # about 4 minutes on a 2-core CPU
     python lessons/06_wgan.py --dataset mnist    # real MNIST (downloaded once, or --data-root DIR)
     python lessons/06_wgan.py --steps 3000 --resume    # continue a finished run for longer
 
