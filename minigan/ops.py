@@ -587,44 +587,54 @@ def _batch_last(x):
     return xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
 
 
-def _phase_extent(size, kernel, stride, padding, dilation, positions):
-    """Rows (or columns) of one stride-phase plane of the padded image: enough for every window
-    and for every pixel of the padded image (padded pixel s*a + r lies in plane r, at a)."""
-    return builtins.max(((kernel - 1) * dilation) // stride + positions, -(-(size + 2 * padding) // stride))
+def _phase_planes(c, n, size, kernel, stride, padding, dilation, positions, dtype):
+    """Zeroed stride-phase planes (C, sh, sw, rows, cols, N) of a padded batch-last image:
+    padded pixel (s*a + r, s*b + q) lies in plane (r, q) at (a, b). Big enough for every pixel
+    and for every kernel window at each of ``positions`` (OH, OW)."""
+    extent = [builtins.max(((k - 1) * d) // s + m_out, -(-(m + 2 * p) // s))
+              for m, k, s, p, d, m_out in zip(size, kernel, stride, padding, dilation, positions)]
+    return xp.zeros((c, *stride, *extent, n), dtype=dtype)
 
 
-def _im2col_batch_last(x, kernel, stride, padding, dilation):
-    """Columns (C, kh, kw, OH, OW, N) of an (N, C, H, W) array, for the convolution ops.
+def _image_in_planes(size, stride, padding):
+    """Pairs (image index, plane index): the pixels of one stride phase of a (C, H, W, N)
+    image, image[:, y::s, x::s], and the rectangle of the phase planes that holds them."""
+    (h, w), (sh, sw), (ph, pw) = size, stride, padding
+    for y in range(builtins.min(sh, h)):
+        a, r = divmod(y + ph, sh)
+        rows = slice(a, a + len(range(y, h, sh)))
+        for x in range(builtins.min(sw, w)):
+            b, q = divmod(x + pw, sw)
+            columns = slice(b, b + len(range(x, w, sw)))
+            yield (slice(None), slice(y, None, sh), slice(x, None, sw)), (slice(None), r, q, rows, columns)
 
-    The padded image is first split into its stride phases, planes[c, r, q, a, b, n] = padded
-    pixel (s*a + r, s*b + q); every kernel window is then a plain rectangle of one plane."""
-    n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = kernel, stride, padding, dilation
-    oh, ow = conv_output_size(h, kh, sh, ph, dh), conv_output_size(w, kw, sw, pw, dw)
-    source = x.transpose(1, 2, 3, 0)  # (C, H, W, N), a view
-    if (sh, sw, ph, pw) == (1, 1, 0, 0):
-        planes = _batch_last(x).reshape(c, 1, 1, h, w, n)  # no copy when x is batch-last
-    else:
-        rows = _phase_extent(h, kh, sh, ph, dh, oh)
-        width = _phase_extent(w, kw, sw, pw, dw, ow)
-        planes = xp.zeros((c, sh, sw, rows, width, n), dtype=x.dtype)
-        for r in range(sh):
-            y0 = (r - ph) % sh  # first image row in phase r
-            if y0 >= h:
-                continue
-            a0, count_y = (y0 + ph) // sh, len(range(y0, h, sh))
-            for q in range(sw):
-                x0 = (q - pw) % sw
-                if x0 >= w:
-                    continue
-                b0, count_x = (x0 + pw) // sw, len(range(x0, w, sw))
-                planes[:, r, q, a0:a0 + count_y, b0:b0 + count_x] = source[:, y0::sh, x0::sw]
-    cols = xp.empty((c, kh, kw, oh, ow, n), dtype=x.dtype)
+
+def _windows_in_planes(kernel, stride, dilation, positions):
+    """Pairs (column index, plane index): the columns of kernel offset (i, j), cols[:, i, j],
+    and the rectangle of the phase planes its windows cover, one pixel per output position."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, positions
     for i in range(kh):
         qi, ri = divmod(i * dh, sh)
         for j in range(kw):
             qj, rj = divmod(j * dw, sw)
-            cols[:, i, j] = planes[:, ri, rj, qi:qi + oh, qj:qj + ow]
+            yield (slice(None), i, j), (slice(None), ri, rj, slice(qi, qi + oh), slice(qj, qj + ow))
+
+
+def _im2col_batch_last(x, kernel, stride, padding, dilation):
+    """Columns (C, kh, kw, OH, OW, N) of an (N, C, H, W) array, for the convolution ops: the
+    padded image is split into its stride phases, where every kernel window is a rectangle."""
+    n, c, h, w = x.shape
+    positions = tuple(conv_output_size(*axis) for axis in zip((h, w), kernel, stride, padding, dilation))
+    if tuple(stride) + tuple(padding) == (1, 1, 0, 0):
+        planes = _batch_last(x).reshape(c, 1, 1, h, w, n)  # no copy when x is batch-last
+    else:
+        planes = _phase_planes(c, n, (h, w), kernel, stride, padding, dilation, positions, x.dtype)
+        image = x.transpose(1, 2, 3, 0)  # (C, H, W, N), a view
+        for in_image, in_planes in _image_in_planes((h, w), stride, padding):
+            planes[in_planes] = image[in_image]
+    cols = xp.empty((c, *kernel, *positions, n), dtype=x.dtype)
+    for in_cols, in_planes in _windows_in_planes(kernel, stride, dilation, positions):
+        cols[in_cols] = planes[in_planes]
     return cols
 
 
@@ -637,26 +647,32 @@ def _fold_batch_last(cols, size, stride, padding, dilation):
     inner loops one output row long, 8 values for a 16x16 image: mostly loop overhead. On a
     64-channel 8x8 -> 16x16 fold this took 1.8 ms instead of 5.3 ms, one core.)"""
     c, kh, kw, oh, ow, n = cols.shape
-    (h, w), (sh, sw), (ph, pw), (dh, dw) = size, stride, padding, dilation
-    rows = _phase_extent(h, kh, sh, ph, dh, oh)
-    width = _phase_extent(w, kw, sw, pw, dw, ow)
-    planes = xp.zeros((c, sh, sw, rows, width, n), dtype=cols.dtype)
-    for i in range(kh):
-        qi, ri = divmod(i * dh, sh)
-        for j in range(kw):
-            qj, rj = divmod(j * dw, sw)
-            planes[:, ri, rj, qi:qi + oh, qj:qj + ow] += cols[:, i, j]
-    if (sh, sw) == (1, 1):
+    (h, w), (ph, pw) = size, padding
+    planes = _phase_planes(c, n, size, (kh, kw), stride, padding, dilation, (oh, ow), cols.dtype)
+    for in_cols, in_planes in _windows_in_planes((kh, kw), stride, dilation, (oh, ow)):
+        planes[in_planes] += cols[in_cols]
+    if tuple(stride) == (1, 1):
         out = planes[:, 0, 0, ph:ph + h, pw:pw + w]  # a view; batch-last rows of a wider image
-        return out.transpose(3, 0, 1, 2)
-    out = xp.empty((c, h, w, n), dtype=cols.dtype)
-    for y in range(builtins.min(sh, h)):
-        ay, ry = divmod(y + ph, sh)
-        count_y = len(range(y, h, sh))
-        for x in range(builtins.min(sw, w)):
-            ax, rx = divmod(x + pw, sw)
-            out[:, y::sh, x::sw] = planes[:, ry, rx, ay:ay + count_y, ax:ax + len(range(x, w, sw))]
+    else:
+        out = xp.empty((c, h, w, n), dtype=cols.dtype)
+        for in_image, in_planes in _image_in_planes(size, stride, padding):
+            out[in_image] = planes[in_planes]
     return out.transpose(3, 0, 1, 2)
+
+
+def _as_matrix(cols):
+    """Columns (C, kh, kw, OH, OW, N) as the matrix (C*kh*kw, OH*OW*N), a view."""
+    return cols.reshape(cols.shape[0] * cols.shape[1] * cols.shape[2], -1)
+
+
+def _apply_kernels(weight2d, cols, bias=None):
+    """weight2d (O, C*kh*kw) @ columns (C, kh, kw, OH, OW, N), plus bias: the convolution's
+    output (N, O, OH, OW), lying batch-last."""
+    *_, oh, ow, n = cols.shape
+    out = _matmul(weight2d, _as_matrix(cols))
+    if bias is not None:
+        out += bias.reshape(-1, 1)
+    return out.reshape(-1, oh, ow, n).transpose(3, 0, 1, 2)
 
 
 def _conv_transpose_array(x, weight, geometry, size):
@@ -679,14 +695,8 @@ class Conv2d(Function):
 
     def forward(self, x, weight, bias=None, geometry=None):
         self.geometry = geometry
-        cols = _im2col_batch_last(x, *geometry)
-        _, _, _, oh, ow, n = cols.shape
-        self.cols = cols.reshape(-1, oh * ow * n)  # (C*kh*kw, OH*OW*N), kept for the backward
-        out_channels = weight.shape[0]
-        out = _matmul(weight.reshape(out_channels, -1), self.cols)
-        if bias is not None:
-            out += bias.reshape(out_channels, 1)
-        return out.reshape(out_channels, oh, ow, n).transpose(3, 0, 1, 2)
+        self.cols = _im2col_batch_last(x, *geometry)  # kept for the weight's gradient
+        return _apply_kernels(weight.reshape(weight.shape[0], -1), self.cols, bias)
 
     def backward(self, g):
         x, weight = self.inputs[:2]
@@ -702,7 +712,7 @@ class Conv2d(Function):
         else:
             rows = _batch_last(g.data).reshape(out_channels, -1)  # the columns' order: free
             gx = _const(_conv_transpose_array(g.data, weight.data, self.geometry, size)) if need_x else None
-            gw = _const(_matmul(rows, self.cols.T).reshape(weight.shape)) if need_w else None
+            gw = _const(_matmul(rows, _as_matrix(self.cols).T).reshape(weight.shape)) if need_w else None
             gb = _const(rows.sum(axis=1)) if need_b else None
         return (gx, gw, gb) if len(self.inputs) == 3 else (gx, gw)
 
@@ -715,7 +725,7 @@ class ConvTranspose2d(Function):
     matrix products, differentiable ops."""
 
     def forward(self, x, weight, geometry, size):
-        self.geometry, self.size = geometry, size
+        self.geometry = geometry
         return _conv_transpose_array(x, weight, geometry, size)
 
     def backward(self, g):
@@ -725,13 +735,12 @@ class ConvTranspose2d(Function):
         need_x, need_w = self.needs_input_grad
         gx = gw = None
         if not is_grad_enabled():  # plain arrays, batch-last like the forward
-            g_cols = _im2col_batch_last(g.data, *self.geometry).reshape(-1, h * w * n)
-            if need_x:
-                gx = _matmul(weight.data.reshape(channels, -1), g_cols)
-                gx = _const(gx.reshape(channels, h, w, n).transpose(3, 0, 1, 2))
+            g_cols = _im2col_batch_last(g.data, *self.geometry)  # (O, kh, kw, H, W, N)
+            if need_x:  # the conv2d of g with the same weight
+                gx = _const(_apply_kernels(weight.data.reshape(channels, -1), g_cols))
             if need_w:
                 rows = _batch_last(x.data).reshape(channels, -1)
-                gw = _const(_matmul(rows, g_cols.T).reshape(weight.shape))
+                gw = _const(_matmul(rows, _as_matrix(g_cols).T).reshape(weight.shape))
             return gx, gw
         g_cols = im2col(g, kernel, stride, padding, dilation)  # (O*k*k, N*H*W)
         if need_x:
