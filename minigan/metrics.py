@@ -28,6 +28,10 @@ def mean_pairwise_cosine(samples):
     n = len(flat)
     if n < 2:
         raise ValueError("mean_pairwise_cosine needs at least two samples")
+    # scale each row by its largest magnitude first: the norms then lie in [1, sqrt(D)] and
+    # can neither underflow (values near 1e-160) nor overflow (values near 1e160)
+    peaks = np.abs(flat).max(axis=1, keepdims=True)
+    flat = flat / np.where(peaks == 0, 1, peaks)
     norms = np.linalg.norm(flat, axis=1, keepdims=True)
     units = flat / np.where(norms == 0, 1, norms)
     total = units.sum(axis=0)

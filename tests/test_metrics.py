@@ -1,3 +1,6 @@
+import math
+from fractions import Fraction
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -13,13 +16,23 @@ from minigan.metrics import (
 @given(hnp.arrays(np.float64, st.tuples(st.integers(2, 8), st.integers(1, 6)),
                   elements=st.floats(-10, 10)))
 def test_mean_pairwise_cosine_matches_the_pairwise_definition(samples):
-    norms = np.linalg.norm(samples, axis=1)
+    def cosine(a, b):  # in exact rational arithmetic: no underflow or overflow at any scale
+        a, b = [Fraction(v) for v in a], [Fraction(v) for v in b]
+        dot, aa, bb = sum(x * y for x, y in zip(a, b)), sum(x * x for x in a), sum(y * y for y in b)
+        if aa == 0 or bb == 0:
+            return 0.0
+        return math.copysign(math.sqrt(dot * dot / (aa * bb)), dot)
+
     n = len(samples)
-    expected = np.mean([
-        samples[i] @ samples[j] / (norms[i] * norms[j]) if norms[i] * norms[j] > 0 else 0.0
-        for i in range(n) for j in range(n) if i != j
-    ])
+    expected = np.mean([cosine(samples[i], samples[j]) for i in range(n) for j in range(n) if i != j])
     assert mean_pairwise_cosine(samples) == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("scale", [4.2e-162, 1e-300, 1.0, 1e154, 1e300])
+def test_mean_pairwise_cosine_of_identical_vectors_is_one_at_any_scale(scale):
+    # the norms of tiny vectors underflow and of huge ones overflow unless rows are rescaled
+    assert mean_pairwise_cosine(np.array([[scale], [scale]])) == pytest.approx(1.0)
+    assert mean_pairwise_cosine(np.array([[scale, -scale], [-scale, scale]])) == pytest.approx(-1.0)
 
 
 def test_collapsed_samples_have_cosine_one_and_no_spread():
