@@ -5,7 +5,7 @@
     >>> (dy,) = mg.grad(mg.tanh(x).sum(), x, create_graph=True)
     >>> dy.backward()            # d^2/dx^2 tanh(x) lands in x.grad
 """
-from . import backend
+from . import backend, ops
 from .autograd import (
     Function, Tensor, arange, enable_grad, full, grad, is_grad_enabled, no_grad, ones, ones_like,
     rand, randn, tensor, zeros, zeros_like,
@@ -15,6 +15,7 @@ from .backend import float32, float64, int64
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
 from . import functional, nn, optim
 from . import functional as F
+from .functional import use_reference
 from .ops import (
     abs, cat, clamp, exp, flatten, fold, leaky_relu, log, matmul, max, mean, permute, relu,
     reshape, sigmoid, sqrt, squeeze, stack, sum, tanh, transpose, unfold, unsqueeze, var, where,

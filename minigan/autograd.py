@@ -5,42 +5,76 @@ A ``Tensor`` wraps one backend array. Every op that makes a tensor from tensors 
 backward pass runs with ``create_graph=True`` those ops are recorded like any others, so the
 gradient is itself a differentiable graph: that is all double backward needs.
 
+This module knows no op. ``minigan.ops`` defines them and attaches Tensor's operators and
+methods (``x * y``, ``x.sum()``) when it is imported, so the arrows point one way.
+
     >>> import minigan as mg
     >>> x = mg.tensor([1.0, 2.0], requires_grad=True)
     >>> (x * x).sum().backward()
     >>> x.grad.numpy()
     array([2., 4.], dtype=float32)
 """
-import contextlib
+import functools
+import threading
 import weakref
 
 from . import backend
 from .backend import xp
 
-_grad_enabled = True
+_mode = threading.local()  # grad mode is per thread, as in PyTorch
 
 
 def is_grad_enabled():
-    return _grad_enabled
+    return getattr(_mode, "enabled", True)
 
 
-@contextlib.contextmanager
-def _grad_mode(enabled):
-    global _grad_enabled
-    previous, _grad_enabled = _grad_enabled, enabled
-    try:
-        yield
-    finally:
-        _grad_enabled = previous
+def _set_grad_enabled(enabled):
+    _mode.enabled = bool(enabled)
 
 
-def no_grad():
-    """Context manager: ops inside record no graph (for updates, evaluation, sampling)."""
-    return _grad_mode(False)
+class _GradMode:
+    """A context manager (and decorator) that sets grad mode inside and restores it after.
+    One object can be entered again, and nested, any number of times."""
+
+    enabled = True
+
+    def __init__(self):
+        self._saved = []
+
+    def __enter__(self):
+        self._saved.append(is_grad_enabled())
+        _set_grad_enabled(self.enabled)
+        return self
+
+    def __exit__(self, *exc):
+        _set_grad_enabled(self._saved.pop())
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapped(*args, **kwargs):
+            with type(self)():
+                return fn(*args, **kwargs)
+        return wrapped
 
 
-def enable_grad():
-    return _grad_mode(True)
+class no_grad(_GradMode):
+    """Ops inside record no graph (for updates, evaluation, sampling). A context manager or a
+    decorator; grad mode belongs to the thread that sets it."""
+
+    enabled = False
+
+
+class enable_grad(_GradMode):
+    """Record graphs again inside a ``no_grad`` block (a context manager or a decorator)."""
+
+    enabled = True
+
+
+class _grad_mode(_GradMode):
+    def __init__(self, enabled):
+        super().__init__()
+        self.enabled = enabled
 
 
 class Function:
@@ -71,7 +105,7 @@ class Function:
         _check_dtypes(cls.__name__, tensors)
         ctx = cls(tensors)
         data = ctx.forward(*(t.data for t in tensors), **params)
-        record = _grad_enabled and any(ctx.needs_input_grad)
+        record = is_grad_enabled() and any(ctx.needs_input_grad)
         out = Tensor(data, requires_grad=record, _node=ctx if record else None)
         if record:
             ctx._output = weakref.ref(out)
@@ -183,17 +217,6 @@ class Tensor:
         """The same data, cut from the graph."""
         return Tensor(self.data)
 
-    def astype(self, dtype):
-        from .ops import cast
-
-        return cast(self, dtype)
-
-    def float(self):
-        return self.astype(xp.float32)
-
-    def double(self):
-        return self.astype(xp.float64)
-
     def __repr__(self):
         extra = ""
         if self.node is not None:
@@ -233,145 +256,6 @@ class Tensor:
             if not create_graph:
                 g = _in_layout_of(leaf, g)
             leaf.grad = g if leaf.grad is None else _accumulate(leaf.grad, g, create_graph)
-
-    # --- operators (implemented in ops.py) ---------------------------------------------------
-    def __add__(self, other):
-        return _ops().add(self, other)
-
-    def __radd__(self, other):
-        return _ops().add(other, self)
-
-    def __sub__(self, other):
-        return _ops().sub(self, other)
-
-    def __rsub__(self, other):
-        return _ops().sub(other, self)
-
-    def __mul__(self, other):
-        return _ops().mul(self, other)
-
-    def __rmul__(self, other):
-        return _ops().mul(other, self)
-
-    def __truediv__(self, other):
-        return _ops().div(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops().div(other, self)
-
-    def __pow__(self, other):
-        return _ops().pow(self, other)
-
-    def __rpow__(self, other):
-        return _ops().pow(other, self)
-
-    def __matmul__(self, other):
-        return _ops().matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops().matmul(other, self)
-
-    def __neg__(self):
-        return _ops().neg(self)
-
-    def __abs__(self):
-        return _ops().abs(self)
-
-    def __getitem__(self, index):
-        return _ops().getitem(self, index)
-
-    # comparisons give plain boolean tensors (masks): they have no gradient
-    def _compare(self, other, fn):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor(fn(self.data, other))
-
-    def __lt__(self, other):
-        return self._compare(other, xp.less)
-
-    def __le__(self, other):
-        return self._compare(other, xp.less_equal)
-
-    def __gt__(self, other):
-        return self._compare(other, xp.greater)
-
-    def __ge__(self, other):
-        return self._compare(other, xp.greater_equal)
-
-    def __eq__(self, other):
-        return self._compare(other, xp.equal)
-
-    def __ne__(self, other):
-        return self._compare(other, xp.not_equal)
-
-    # --- method forms of common ops ----------------------------------------------------------
-    def sum(self, axis=None, keepdims=False):
-        return _ops().sum(self, axis, keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return _ops().mean(self, axis, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return _ops().max(self, axis, keepdims)
-
-    def var(self, axis=None, keepdims=False, correction=1):
-        return _ops().var(self, axis, keepdims, correction)
-
-    def reshape(self, *shape):
-        return _ops().reshape(self, *shape)
-
-    def view(self, *shape):
-        return _ops().reshape(self, *shape)
-
-    def permute(self, *axes):
-        return _ops().permute(self, *axes)
-
-    def transpose(self, dim0, dim1):
-        return _ops().transpose(self, dim0, dim1)
-
-    def flatten(self, start_dim=0, end_dim=-1):
-        return _ops().flatten(self, start_dim, end_dim)
-
-    def broadcast_to(self, shape):
-        return _ops().broadcast_to(self, shape)
-
-    def expand(self, *shape):
-        return _ops().broadcast_to(self, shape[0] if len(shape) == 1 else shape)
-
-    def unsqueeze(self, dim):
-        return _ops().unsqueeze(self, dim)
-
-    def squeeze(self, dim=None):
-        return _ops().squeeze(self, dim)
-
-    def exp(self):
-        return _ops().exp(self)
-
-    def log(self):
-        return _ops().log(self)
-
-    def sqrt(self):
-        return _ops().sqrt(self)
-
-    def abs(self):
-        return _ops().abs(self)
-
-    def tanh(self):
-        return _ops().tanh(self)
-
-    def sigmoid(self):
-        return _ops().sigmoid(self)
-
-    def relu(self):
-        return _ops().relu(self)
-
-    def clamp(self, min=None, max=None):
-        return _ops().clamp(self, min, max)
-
-
-def _ops():
-    from . import ops
-
-    return ops
 
 
 def _seed_grad(out, grad):

@@ -6,7 +6,7 @@ from hypothesis import assume, given, strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigan as mg
-from minigan import ops
+from minigan import kernels, ops
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -113,7 +113,7 @@ def test_reductions_over_drawn_axes(shape, data, seed):
     check_both(lambda x: mg.sum(x * x, axis, keepdims), x)
     check_both(lambda x: mg.mean(x * x, axis, keepdims), x)
     check_both(lambda x: mg.max(x, axis, keepdims) ** 2, x)
-    count = int(np.prod([shape[a] for a in ops._axes(axis, len(shape))]))
+    count = int(np.prod([shape[a] for a in ops.reductions.normalize_axes(axis, len(shape))]))
     if count > 1:
         check_both(lambda x: mg.var(x, axis, keepdims), x)
         assert np.allclose(mg.var(x, axis, keepdims).numpy(), np.var(x.numpy(), axis=axis, keepdims=keepdims, ddof=1))
@@ -222,7 +222,7 @@ def test_batch_last_im2col_of_the_conv_ops_equals_im2col(g, seed):
     (kh, kw), s, p, d = g["k"], g["stride"], g["padding"], g["dilation"]
     x = np.random.default_rng(seed).uniform(-1, 1, (g["n"], g["c"], g["h"], g["w"]))
     expected = ops.im2col(mg.tensor(x), (kh, kw), s, p, d).numpy()
-    actual = ops._im2col_batch_last(x, (kh, kw), (s, s), (p, p), (d, d))
+    actual = kernels.im2col(x, (kh, kw), (s, s), (p, p), (d, d))
     c, _, _, oh, ow, n = actual.shape
     np.testing.assert_array_equal(actual.transpose(0, 1, 2, 5, 3, 4).reshape(c * kh * kw, -1), expected)
 
@@ -238,7 +238,7 @@ def test_batch_last_fold_of_the_conv_ops_equals_fold(g, seed):
     cols = np.random.default_rng(seed).uniform(-1, 1, (g["c"], kh, kw, g["n"], oh, ow))
     expected = ops.col2im(mg.tensor(cols.reshape(g["c"] * kh * kw, -1)), g["n"], (g["h"], g["w"]),
                          (kh, kw), s, p, d).numpy()
-    actual = ops._fold_batch_last(np.ascontiguousarray(cols.transpose(0, 1, 2, 4, 5, 3)),
+    actual = kernels.fold(np.ascontiguousarray(cols.transpose(0, 1, 2, 4, 5, 3)),
                                   (g["h"], g["w"]), (s, s), (p, p), (d, d))
     assert actual.shape == expected.shape
     np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)

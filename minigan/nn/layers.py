@@ -9,6 +9,7 @@ checks its input and says what it expected, naming itself:
 import math
 
 from .. import functional as F
+from ..functional import _checks as checks
 from ..autograd import zeros
 from ..backend import int64
 from . import init
@@ -65,11 +66,11 @@ class _ConvBase(Module):
         super().__init__()
         who = type(self).__name__
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size = F._pair(kernel_size, "kernel_size", 1, who)
-        self.stride = F._pair(stride, "stride", 1, who)
-        self.padding = F._pair(padding, "padding", 0, who)
-        self.dilation = F._pair(dilation, "dilation", 1, who)
-        self.output_padding = F._pair(output_padding, "output_padding", 0, who)
+        self.kernel_size = checks._pair(kernel_size, "kernel_size", 1, who)
+        self.stride = checks._pair(stride, "stride", 1, who)
+        self.padding = checks._pair(padding, "padding", 0, who)
+        self.dilation = checks._pair(dilation, "dilation", 1, who)
+        self.output_padding = checks._pair(output_padding, "output_padding", 0, who)
         self.weight = _parameter(*weight_shape, *self.kernel_size)
         self.bias = _parameter(out_channels) if bias else None
         self.reset_parameters()
@@ -100,7 +101,7 @@ class Conv2d(_ConvBase):
                          bias, (out_channels, in_channels))
 
     def forward(self, x):
-        F._check_conv_input(self.describe(), x, self.in_channels, self.kernel_size, self.stride,
+        checks._check_conv_input(self.describe(), x, self.in_channels, self.kernel_size, self.stride,
                             self.padding, self.dilation)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
 
@@ -119,7 +120,7 @@ class ConvTranspose2d(_ConvBase):
                     f"stride {self.stride} or dilation {self.dilation} in each dimension")
 
     def forward(self, x):
-        F._check_conv_transpose_input(
+        checks._check_conv_transpose_input(
             self.describe(), x, self.in_channels, self.kernel_size, self.stride, self.padding,
             self.output_padding, self.dilation)
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
@@ -162,8 +163,8 @@ class _BatchNorm(Module):
 
     def forward(self, x):
         who = self.describe()
-        F._check_ndim(who, x, self._input_ndims, self._layout)
-        F._check_channels(who, x, self.num_features)
+        checks._check_ndim(who, x, self._input_ndims, self._layout)
+        checks._check_channels(who, x, self.num_features)
         momentum = self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
@@ -234,7 +235,7 @@ class Embedding(Module):
         init.normal_(self.weight)
 
     def forward(self, indices):
-        F._check_indices(self.describe(), indices, self.num_embeddings)
+        checks._check_indices(self.describe(), indices, self.num_embeddings)
         return F.embedding(indices, self.weight)
 
     def extra_repr(self):

@@ -1,0 +1,30 @@
+"""Layers and losses as plain functions, with PyTorch's names and signatures (``minigan.F``).
+
+    linear          linear, conv2d, conv_transpose2d           (fused ops)
+    normalization   batch_norm (fused in training), layer_norm
+    activation      relu, leaky_relu, tanh, sigmoid, softplus, softmax, log_softmax, dropout
+    indexing        one_hot, embedding, pad
+    loss            binary_cross_entropy(_with_logits), mse_loss, nll_loss, cross_entropy
+    reference       the definitions of the fused ops, as compositions of primitives
+
+Everything but the fused ops is itself a composition of primitives, with exact first and second
+derivatives and no backward of its own. The fused ops agree with their definitions in
+``reference``; ``minigan.use_reference()`` routes every layer through those.
+"""
+from ..kernels import conv_output_size  # noqa: F401
+from . import reference  # noqa: F401
+from .activation import dropout, leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh
+from .indexing import embedding, one_hot, pad
+from .linear import conv2d, conv_transpose2d, linear
+from .loss import (
+    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss,
+)
+from .normalization import batch_norm, layer_norm
+from .reference import use_reference  # noqa: F401
+
+__all__ = [
+    "linear", "conv2d", "conv_transpose2d", "batch_norm", "layer_norm", "dropout", "relu",
+    "leaky_relu", "tanh", "sigmoid", "softplus", "log_softmax", "softmax", "one_hot",
+    "embedding", "pad", "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss",
+    "nll_loss", "cross_entropy",
+]

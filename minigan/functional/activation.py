@@ -1,0 +1,58 @@
+"""Activations and dropout.
+
+``relu``, ``leaky_relu``, ``tanh`` and ``sigmoid`` are primitives (``minigan.ops``); the rest are
+compositions of primitives with exact first and second derivatives.
+
+    >>> import minigan as mg
+    >>> from minigan import F
+    >>> F.softplus(mg.tensor([0.0])).item() == float(mg.log(mg.tensor(2.0)).item())
+    True
+"""
+from .. import backend, ops
+from ..ops import relu, sigmoid, tanh  # noqa: F401  (PyTorch's functional names)
+from ._checks import _constant
+
+
+def dropout(input, p=0.5, training=True):
+    """Zero each element with probability p and scale the rest by 1/(1-p) (inverted dropout),
+    so evaluation needs no rescaling. The mask is drawn from minigan's one generator."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be between 0 and 1, got {p}")
+    if not training or p == 0.0:
+        return input
+    if p == 1.0:
+        return input * 0.0
+    keep = backend.rand(input.shape, input.dtype) >= p
+    return input * _constant(keep.astype(input.dtype) * (1.0 / (1.0 - p)))
+
+
+def leaky_relu(input, negative_slope=0.01):
+    return ops.leaky_relu(input, negative_slope)
+
+
+def softplus(input, beta=1.0):
+    """log(1 + exp(beta * x)) / beta, without overflow for any x.
+
+    For z > 0 it is computed as z + log1p(exp(-z)), otherwise as log1p(exp(z)), so exp only
+    ever sees z <= 0. Each branch gets a clamped copy of z, so the unused branch stays finite
+    and its (zeroed) gradient cannot turn into 0 * inf = nan. The derivative is sigmoid(beta x)
+    everywhere, including x = 0.
+    """
+    z = input * beta if beta != 1.0 else input
+    positive, negative = ops.clamp(z, min=0.0), ops.clamp(z, max=0.0)
+    out = ops.where(z.data > 0, positive + ops.log1p(ops.exp(-positive)),
+                    ops.log1p(ops.exp(negative)))
+    return out * (1.0 / beta) if beta != 1.0 else out
+
+
+def log_softmax(input, dim):
+    """x - logsumexp(x) along ``dim``. The max is subtracted first so exp never overflows; it
+    is held constant because the result does not depend on the shift."""
+    shifted = input - input.max(dim, keepdims=True).detach()
+    return shifted - ops.log(ops.exp(shifted).sum(dim, keepdims=True))
+
+
+def softmax(input, dim):
+    e = ops.exp(input - input.max(dim, keepdims=True).detach())
+    return e / e.sum(dim, keepdims=True)
+

@@ -1,0 +1,176 @@
+"""Shape and indexing primitives: reshape, permute, broadcast_to, indexing and its adjoint,
+concatenation; and the shape helpers made of them (transpose, flatten, squeeze, stack ...).
+
+Their derivatives move numbers around without arithmetic: the backward of ``reshape`` reshapes
+back, of ``permute`` permutes back, of indexing adds the gradient into a zero array at the
+indexed places (``IndexAdd``, whose own backward is indexing again).
+
+    >>> import minigan as mg
+    >>> mg.zeros(2, 3).permute(1, 0).shape
+    (3, 2)
+"""
+import math
+
+from .. import backend
+from ..autograd import Function, Tensor, _as_tensor
+from ..backend import xp
+from .elementwise import sum_to_shape
+
+
+class Reshape(Function):
+    def forward(self, a, shape):
+        self.in_shape = a.shape
+        return a.reshape(shape)
+
+    def backward(self, g):
+        return g.reshape(self.in_shape)
+
+
+class Permute(Function):
+    def forward(self, a, axes):
+        self.axes = axes
+        return xp.transpose(a, axes)
+
+    def backward(self, g):
+        inverse = [0] * len(self.axes)
+        for i, ax in enumerate(self.axes):
+            inverse[ax] = i
+        return g.permute(*inverse)
+
+
+class BroadcastTo(Function):
+    def forward(self, a, shape):
+        self.in_shape = a.shape
+        return xp.broadcast_to(a, shape)
+
+    def backward(self, g):
+        return sum_to_shape(g, self.in_shape)
+
+
+def _index_data(index):
+    """Turn tensors and lists inside an index into backend arrays."""
+    if not isinstance(index, tuple):
+        index = (index,)
+    out = []
+    for i in index:
+        if isinstance(i, Tensor):
+            i = i.data
+        elif isinstance(i, list):
+            i = xp.asarray(i)
+        out.append(i)
+    return tuple(out)
+
+
+def _is_basic(index):
+    return all(isinstance(i, (int, slice)) or i is None or i is Ellipsis for i in index)
+
+
+class GetItem(Function):
+    def forward(self, a, index):
+        self.in_shape = a.shape
+        self.index = index
+        return a[index]
+
+    def backward(self, g):
+        return IndexAdd.apply(g, shape=self.in_shape, index=self.index)
+
+
+class IndexAdd(Function):
+    """zeros(shape)[index] += g: the adjoint of indexing (repeated indices add up)."""
+
+    def forward(self, g, shape, index):
+        self.index = index
+        out = xp.zeros(shape, dtype=g.dtype)
+        if _is_basic(index):
+            out[index] = g
+        else:
+            backend.index_add(out, index, g)
+        return out
+
+    def backward(self, g):
+        return GetItem.apply(g, index=self.index)
+
+
+class Cat(Function):
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        self.sizes = [a.shape[axis] for a in arrays]
+        return xp.concatenate(arrays, axis=axis)
+
+    def backward(self, g):
+        grads, start = [], 0
+        lead = (slice(None),) * (self.axis % g.ndim)
+        for n in self.sizes:
+            grads.append(g[lead + (slice(start, start + n),)])
+            start += n
+        return tuple(grads)
+
+
+# --- the functions users call -------------------------------------------------------------------
+def _shape_args(shape):
+    return tuple(shape[0]) if len(shape) == 1 and isinstance(shape[0], (tuple, list)) else shape
+
+
+def reshape(a, *shape):
+    shape = _shape_args(shape)
+    size = math.prod(n for n in shape if n != -1)
+    if shape.count(-1) > 1 or (-1 not in shape and size != a.size) or (size and a.size % size):
+        raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} into {shape}")
+    return Reshape.apply(a, shape=shape)
+
+
+def permute(a, *axes):
+    axes = tuple(ax % a.ndim for ax in _shape_args(axes))
+    if sorted(axes) != list(range(a.ndim)):
+        raise ValueError(f"permute: {axes} is not a permutation of the {a.ndim} axes of shape {a.shape}")
+    return Permute.apply(a, axes=axes)
+
+
+def transpose(a, dim0, dim1):
+    axes = list(range(a.ndim))
+    axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
+    return permute(a, *axes)
+
+
+def flatten(a, start_dim=0, end_dim=-1):
+    if a.ndim == 0:
+        return a.reshape(1)
+    start, end = start_dim % a.ndim, end_dim % a.ndim
+    shape = a.shape[:start] + (math.prod(a.shape[start:end + 1]),) + a.shape[end + 1:]
+    return a.reshape(shape)
+
+
+def unsqueeze(a, dim):
+    dim = dim % (a.ndim + 1)
+    return a.reshape(a.shape[:dim] + (1,) + a.shape[dim:])
+
+
+def squeeze(a, dim=None):
+    if dim is None:
+        return a.reshape(tuple(n for n in a.shape if n != 1))
+    dim = dim % a.ndim
+    if a.shape[dim] != 1:
+        return a
+    return a.reshape(a.shape[:dim] + a.shape[dim + 1:])
+
+
+def broadcast_to(a, shape):
+    shape = tuple(shape)
+    if a.shape == shape:
+        return a
+    return BroadcastTo.apply(a, shape=shape)
+
+
+def getitem(a, index):
+    return GetItem.apply(a, index=_index_data(index))
+
+
+def cat(tensors, axis=0):
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError("cat: expected a non-empty list of tensors")
+    return Cat.apply(*tensors, axis=axis)
+
+
+def stack(tensors, axis=0):
+    return cat([unsqueeze(_as_tensor(t, None), axis) for t in tensors], axis)
