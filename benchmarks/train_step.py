@@ -279,8 +279,10 @@ def main(argv=None):
         for model in models:
             ours = peak_memory_of_child("minigan", model, args)
             theirs = peak_memory_of_child("pytorch", model, args) if len(frameworks) > 1 else None
-            ratio = f"{ours / theirs:.2f}" if theirs else "-"
-            print(f"| {model} | {ours:.0f} | {theirs:.0f} | {ratio} |" if theirs else f"| {model} | {ours:.0f} | - | - |")
+            if theirs:
+                print(f"| {model} | {ours:.0f} | {theirs:.0f} | {ours / theirs:.2f} |")
+            else:
+                print(f"| {model} | {ours:.0f} | - | - |")
     if args.layers:
         for model in models:
             print(f"\n## Per layer, {model} (ms, median)\n")

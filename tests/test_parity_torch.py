@@ -9,7 +9,9 @@ from hypothesis import given, strategies as st
 import minigan as mg
 from minigan import functional as F
 from minigan import nn
-from helpers import Const, assert_close, compare_modules, compare_with_torch, conv_cases, copy_torch_weights, random_array
+from helpers import (
+    Const, assert_close, compare_modules, compare_with_torch, conv_cases, copy_torch_weights, random_array,
+)
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -86,7 +88,8 @@ def test_cross_entropy_with_class_indices_matches_torch(reduction, shape):
     target = labels(shape[:1] + shape[2:] if len(shape) > 1 else (), shape[1] if len(shape) > 1 else shape[0])
     compare_with_torch(lambda x, t, w: F.cross_entropy(x * 3.0, t, w, reduction),
                        lambda x, t, w: TF.cross_entropy(x * 3.0, t, w, reduction=reduction),
-                       random_array(shape), target, Const(random_array((shape[1] if len(shape) > 1 else shape[0],), 1, 0.5, 2)))
+                       random_array(shape), target,
+                       Const(random_array((shape[1] if len(shape) > 1 else shape[0],), 1, 0.5, 2)))
 
 
 def test_embedding_matches_torch():
@@ -211,7 +214,8 @@ def test_wgan_gp_gradient_penalty_matches_torch():
     torch.manual_seed(0)
     mg_critic, torch_critic = critic(nn), critic(tnn)
     copy_torch_weights(mg_critic, torch_critic)
-    real, fake, alpha = random_array((3, 2, 5, 5), 1), random_array((3, 2, 5, 5), 2), random_array((3, 1, 1, 1), 3, 0, 1)
+    real, fake = random_array((3, 2, 5, 5), 1), random_array((3, 2, 5, 5), 2)
+    alpha = random_array((3, 1, 1, 1), 3, 0, 1)
     mixed = alpha * real + (1 - alpha) * fake
 
     def penalty(lib, model, x):
@@ -256,7 +260,8 @@ def float32_everywhere():
 def test_dcgan_generator_state_dict_and_repr_match_torch(float32_everywhere):
     mg_state, torch_state = dcgan_generator(nn).state_dict(), dcgan_generator(tnn).state_dict()
     assert [(k, v.shape) for k, v in mg_state.items()] == [(k, tuple(v.shape)) for k, v in torch_state.items()]
-    assert [str(v.dtype) for v in mg_state.values()] == [str(v.dtype).replace("torch.", "") for v in torch_state.values()]
+    torch_dtypes = [str(v.dtype).replace("torch.", "") for v in torch_state.values()]
+    assert [str(v.dtype) for v in mg_state.values()] == torch_dtypes
     assert repr(dcgan_generator(nn)) == repr(dcgan_generator(tnn))
 
 

@@ -74,7 +74,10 @@ def spectral_norm(module, name="weight", n_power_iterations=1, eps=1e-12, dim=No
     generator and normalised. ``dim`` is the axis that gives the matrix's rows: 0, or 1 for
     ConvTranspose2d, whose weight is (in, out, kh, kw).
 
+        >>> from minigan import nn
         >>> d = spectral_norm(nn.Conv2d(3, 64, 4, stride=2, padding=1))
+        >>> d.weight_u.shape, d.weight_v.shape
+        ((64,), (48,))
     """
     if n_power_iterations <= 0:
         raise ValueError(f"spectral_norm: n_power_iterations must be positive, got {n_power_iterations}")
