@@ -6,10 +6,9 @@
     >>> dy.backward()            # d^2/dx^2 tanh(x) lands in x.grad
 """
 from . import backend, ops
-from .autograd import (
-    Function, Tensor, arange, enable_grad, full, grad, is_grad_enabled, no_grad, ones, ones_like,
-    rand, randn, tensor, zeros, zeros_like,
-)
+from .autograd import Function, Tensor, grad, tensor
+from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
+from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .backend import get_default_dtype, get_rng_state, manual_seed, set_default_dtype, set_rng_state
 from .backend import float32, float64, int64
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck

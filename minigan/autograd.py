@@ -14,68 +14,11 @@ methods (``x * y``, ``x.sum()``) when it is imported, so the arrows point one wa
     >>> x.grad.numpy()
     array([2., 4.], dtype=float32)
 """
-import functools
-import threading
 import weakref
 
 from . import backend
 from .backend import xp
-
-_mode = threading.local()  # grad mode is per thread, as in PyTorch
-
-
-def is_grad_enabled():
-    return getattr(_mode, "enabled", True)
-
-
-def _set_grad_enabled(enabled):
-    _mode.enabled = bool(enabled)
-
-
-class _GradMode:
-    """A context manager (and decorator) that sets grad mode inside and restores it after.
-    One object can be entered again, and nested, any number of times."""
-
-    enabled = True
-
-    def __init__(self):
-        self._saved = []
-
-    def __enter__(self):
-        self._saved.append(is_grad_enabled())
-        _set_grad_enabled(self.enabled)
-        return self
-
-    def __exit__(self, *exc):
-        _set_grad_enabled(self._saved.pop())
-        return False
-
-    def __call__(self, fn):
-        @functools.wraps(fn)
-        def wrapped(*args, **kwargs):
-            with type(self)():
-                return fn(*args, **kwargs)
-        return wrapped
-
-
-class no_grad(_GradMode):
-    """Ops inside record no graph (for updates, evaluation, sampling). A context manager or a
-    decorator; grad mode belongs to the thread that sets it."""
-
-    enabled = False
-
-
-class enable_grad(_GradMode):
-    """Record graphs again inside a ``no_grad`` block (a context manager or a decorator)."""
-
-    enabled = True
-
-
-class _grad_mode(_GradMode):
-    def __init__(self, enabled):
-        super().__init__()
-        self.enabled = enabled
-
+from .grad_mode import _grad_mode, enable_grad, is_grad_enabled, no_grad  # noqa: F401
 
 class Function:
     """One node of the graph. Subclasses define ``forward(ctx, *arrays, **params)`` and
@@ -84,7 +27,15 @@ class Function:
     ``ctx`` is the Function instance itself: forward saves what backward needs on it.
     ``ctx.inputs`` are the input Tensors, ``ctx.output`` the output Tensor (held weakly, to keep
     the graph free of reference cycles), ``ctx.needs_input_grad`` one flag per input.
+
+    ``reads_inputs`` (positions, or None for all) and ``reads_output`` say which tensors the
+    backward reads. Their versions are noted when the op runs, and backward refuses to run if
+    one was changed in place since (an optimizer step, an assignment to ``.data``): the
+    gradient would silently belong to other numbers.
     """
+
+    reads_inputs = None
+    reads_output = True
 
     def __init__(self, inputs):
         self.inputs = inputs
@@ -109,6 +60,8 @@ class Function:
         out = Tensor(data, requires_grad=record, _node=ctx if record else None)
         if record:
             ctx._output = weakref.ref(out)
+            read = range(len(tensors)) if cls.reads_inputs is None else cls.reads_inputs
+            ctx._read_versions = tuple((tensors[i], tensors[i]._version) for i in read)
         return out
 
     def forward(self, *arrays, **params):
@@ -116,6 +69,26 @@ class Function:
 
     def backward(self, grad):
         raise NotImplementedError
+
+    def _check_versions(self):
+        """Refuse to differentiate with numbers that changed since the forward pass."""
+        read = list(self._read_versions)
+        if self.reads_output and self.output is not None:
+            read.append((self.output, 0))
+        for t, version in read:
+            if t._version != version:
+                raise RuntimeError(
+                    f"backward(): a tensor of shape {t.shape} that {self.label} needs for its "
+                    f"gradient was modified in place after {self.label} ran (its version is "
+                    f"{t._version}, expected {version}), so the gradient would be wrong; run the "
+                    "forward pass again after changing it (e.g. call optimizer.step() only after "
+                    "backward)")
+
+    def _release(self):
+        """Drop the inputs and everything the forward saved: the graph behind this node is
+        freed, and a later backward through it raises instead of using stale numbers."""
+        self.__dict__.clear()
+        self._freed = True
 
 
 def _like(inputs):
@@ -153,13 +126,29 @@ class Tensor:
     __array_priority__ = 1000  # numpy array (op) Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, _node=None):
-        self.data = data
+        self._data = data
+        self._version = 0  # counts in-place changes; see Function._check_versions
         self.grad = None
         self.node = _node
         self._requires_grad = False
         self.requires_grad = requires_grad
 
     # --- basic properties -------------------------------------------------------------------
+    @property
+    def data(self):
+        return self._data
+
+    @data.setter
+    def data(self, array):
+        """Assigning (``t.data = a``, ``t.data += 1``) counts as an in-place change."""
+        self._data = array
+        self._version += 1
+
+    def _modified(self):
+        """Note an in-place change of ``data`` made through the array itself (optimizers,
+        initialisers, loading a state dict, running statistics)."""
+        self._version += 1
+
     @property
     def requires_grad(self):
         return self._requires_grad
@@ -242,19 +231,24 @@ class Tensor:
         """Accumulate d(self)/d(leaf) into the ``.grad`` of every leaf that requires grad.
 
         ``grad`` may be omitted only for a one-element tensor. With ``create_graph=True`` the
-        gradients are themselves recorded, so they can be differentiated again. The graph is
-        always kept (backward may run on it again), so ``retain_graph`` is accepted for
-        PyTorch's sake and changes nothing.
+        gradients are themselves recorded, so they can be differentiated again. As in PyTorch,
+        what the graph saved for its backward is freed once backward has run through it,
+        unless ``retain_graph=True`` (which ``create_graph=True`` implies): a second backward
+        through a freed graph raises. Each leaf's ``.grad`` owns its array (no two leaves, and
+        not the ``grad`` passed in, share memory).
         """
         if not self.requires_grad:
             raise RuntimeError(
                 "backward(): this tensor does not require grad and has no graph; "
                 "make its inputs with requires_grad=True (and not under no_grad())."
             )
-        grads = _run_backward([self], [_seed_grad(self, grad)], None, create_graph)
+        retain = create_graph if retain_graph is None else retain_graph
+        seed = _seed_grad(self, grad)
+        grads = _run_backward([self], [seed], None, create_graph, free=not retain)
+        handed_out = {id(seed.data)}
         for leaf, g in grads.items():
             if not create_graph:
-                g = _in_layout_of(leaf, g)
+                g = _owned_by(leaf, g, handed_out)
             leaf.grad = g if leaf.grad is None else _accumulate(leaf.grad, g, create_graph)
 
 
@@ -274,12 +268,21 @@ def _seed_grad(out, grad):
     return grad
 
 
-def _in_layout_of(leaf, g):
-    """A gradient laid out in memory like its leaf. A weight used as ``weight.T`` gets a
-    transposed (column-major) gradient; the optimiser's element-wise update over a row-major
-    weight and a column-major gradient ran ~3x slower (the MLP GAN's Adam steps: 9.6 -> 3 ms)."""
-    if leaf.data.flags.c_contiguous and not g.data.flags.c_contiguous:
-        return Tensor(xp.ascontiguousarray(g.data))
+def _owned_by(leaf, g, handed_out):
+    """A gradient array that belongs to ``leaf`` alone, laid out in memory like the leaf.
+
+    The backward of an addition hands the same gradient to both inputs, and a reshape hands
+    on a view of the caller's seed; such arrays are copied, so clipping one leaf's gradient in
+    place never changes another's. A weight used as ``weight.T`` gets a transposed
+    (column-major) gradient: the optimiser's element-wise update over a row-major weight and a
+    column-major gradient ran ~3x slower (the MLP GAN's Adam steps: 9.6 -> 3 ms)."""
+    array = g.data
+    shared = id(array) in handed_out or array.base is not None
+    misplaced = leaf.data.flags.c_contiguous and not array.flags.c_contiguous
+    if shared or misplaced:
+        array = xp.array(array, order="C" if leaf.data.flags.c_contiguous else "K", copy=True)
+        g = Tensor(array)
+    handed_out.add(id(array))
     return g
 
 
@@ -303,6 +306,11 @@ def _topological_order(roots):
             continue
         if id(node) in visited:
             continue
+        if getattr(node, "_freed", False):
+            raise RuntimeError(
+                f"backward(): the graph through {node.label} was freed by an earlier backward "
+                "(what it saved for its gradient is gone); pass retain_graph=True to the first "
+                "backward() or grad() to run backward through the same graph again")
         visited.add(id(node))
         stack.append((node, True))
         for t in node.inputs:
@@ -312,11 +320,12 @@ def _topological_order(roots):
     return order
 
 
-def _run_backward(outputs, seeds, targets, create_graph):
+def _run_backward(outputs, seeds, targets, create_graph, free):
     """Push ``seeds`` from ``outputs`` back through the graph.
 
     Returns {tensor: gradient} for the leaves that require grad (``targets`` None) or for the
-    ``targets`` tensors only (leaves or not), skipping branches that lead to no target.
+    ``targets`` tensors only (leaves or not), skipping branches that lead to no target. With
+    ``free``, each node releases what it saved once its backward has run.
     """
     order = _topological_order(outputs)
     wanted = None if targets is None else {id(t) for t in targets}
@@ -324,6 +333,7 @@ def _run_backward(outputs, seeds, targets, create_graph):
 
     node_grads = {}
     leaf_grads = {}
+    ran = []
 
     def deposit(t, g):
         if wanted is not None and id(t) in wanted:
@@ -353,6 +363,7 @@ def _run_backward(outputs, seeds, targets, create_graph):
                 if not any(needs):
                     continue
                 full_needs, node.needs_input_grad = node.needs_input_grad, needs
+            node._check_versions()
             try:
                 in_grads = node.backward(grad)
             finally:
@@ -363,6 +374,10 @@ def _run_backward(outputs, seeds, targets, create_graph):
             for t, g, needed in zip(node.inputs, in_grads, needs):
                 if needed and g is not None:
                     deposit(t, g)
+            ran.append(node)
+    if free:  # after the walk: a node's output (which its backward may read) lives in its consumers
+        for node in ran:
+            node._release()
     return {t: g for t, g in leaf_grads.values()}
 
 
@@ -380,7 +395,8 @@ def _relevant_nodes(order, wanted):
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False, allow_unused=False):
     """Gradients of ``outputs`` with respect to ``inputs``, returned as a tuple; ``.grad`` is
     left untouched. With ``create_graph=True`` the results can be differentiated again (what a
-    gradient penalty needs). Graphs are never freed, so ``retain_graph`` changes nothing.
+    gradient penalty needs). The graph is freed behind the backward unless ``retain_graph``
+    (default: ``create_graph``) is true, as in ``Tensor.backward``.
 
         >>> x = tensor([3.0], requires_grad=True)
         >>> (dy,) = grad((x ** 3).sum(), x, create_graph=True)   # 3x^2 = 27
@@ -406,7 +422,8 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
                 "depend on any input that does"
             )
     seeds = [_seed_grad(o, g) for o, g in zip(outputs, grad_outputs)]
-    found = _run_backward(outputs, seeds, inputs, create_graph)
+    retain = create_graph if retain_graph is None else retain_graph
+    found = _run_backward(outputs, seeds, inputs, create_graph, free=not retain)
     result = []
     for i, t in enumerate(inputs):
         g = found.get(t)
@@ -419,7 +436,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
     return tuple(result)
 
 
-# --- constructors -----------------------------------------------------------------------------
+# --- the constructor every op uses ------------------------------------------------------------
 def _resolve_dtype(data, dtype):
     if dtype is not None:
         return xp.dtype(dtype)
@@ -448,47 +465,3 @@ def tensor(data, requires_grad=False, dtype=None):
         data = host
     arr = xp.array(data, dtype=_resolve_dtype(data, dtype), copy=True)
     return Tensor(arr, requires_grad=requires_grad)
-
-
-def _shape(shape):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        return tuple(shape[0])
-    return tuple(shape)
-
-
-def _dtype(dtype):
-    return xp.dtype(dtype) if dtype is not None else backend.get_default_dtype()
-
-
-def zeros(*shape, requires_grad=False, dtype=None):
-    return Tensor(xp.zeros(_shape(shape), dtype=_dtype(dtype)), requires_grad)
-
-
-def ones(*shape, requires_grad=False, dtype=None):
-    return Tensor(xp.ones(_shape(shape), dtype=_dtype(dtype)), requires_grad)
-
-
-def full(shape, value, requires_grad=False, dtype=None):
-    return Tensor(xp.full(_shape((shape,)), value, dtype=_dtype(dtype)), requires_grad)
-
-
-def zeros_like(t, requires_grad=False):
-    return Tensor(xp.zeros_like(t.data), requires_grad)
-
-
-def ones_like(t, requires_grad=False):
-    return Tensor(xp.ones_like(t.data), requires_grad)
-
-
-def randn(*shape, requires_grad=False, dtype=None):
-    """Standard normal samples from minigan's one generator (see ``manual_seed``)."""
-    return Tensor(backend.randn(_shape(shape), _dtype(dtype)), requires_grad)
-
-
-def rand(*shape, requires_grad=False, dtype=None):
-    """Uniform samples in [0, 1) from minigan's one generator."""
-    return Tensor(backend.rand(_shape(shape), _dtype(dtype)), requires_grad)
-
-
-def arange(*args, dtype=None):
-    return Tensor(xp.arange(*args, dtype=dtype))

@@ -96,6 +96,7 @@ class Optimizer:
                     state = self.state.setdefault(p, {"step": 0})
                     state["step"] += 1
                     self._update(p.data, p.grad.data, state, group)
+                    p._modified()
         return loss
 
     def _check(self, group):

@@ -38,7 +38,7 @@ def test_backward_twice_on_one_graph_gives_exactly_twice_the_gradient():
     x = mg.tensor([0.5, -1.5, 2.0], requires_grad=True)
     h = mg.tanh(x * x)          # inner nodes must not keep stale gradients between calls
     y = (h * h + h).sum()
-    y.backward()
+    y.backward(retain_graph=True)  # a second backward through the same graph needs it kept
     once = x.grad.numpy().copy()
     y.backward()
     assert np.array_equal(x.grad.numpy(), 2 * once)

@@ -5,7 +5,8 @@
     >>> F.one_hot(mg.tensor([0, 2]), 3).tolist()
     [[1, 0, 0], [0, 0, 1]]
 """
-from ..autograd import Tensor, _as_tensor, full
+from ..autograd import Tensor, _as_tensor
+from ..creation import full
 from ..backend import xp
 from .. import ops
 from ._checks import _check_indices

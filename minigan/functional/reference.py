@@ -138,3 +138,4 @@ def update_running_stats(running_mean, running_var, batch_mean, batch_var, count
     for buffer, value in ((running_mean, batch_mean), (running_var, batch_var * (count / (count - 1)))):
         if buffer is not None:
             buffer.data[...] = (1.0 - momentum) * buffer.data + momentum * value.reshape(buffer.shape)
+            buffer._modified()

@@ -17,6 +17,7 @@ from .. import backend
 
 def _fill(tensor, array):
     tensor.data[...] = array
+    tensor._modified()
     return tensor
 
 

@@ -10,7 +10,7 @@ import math
 
 from .. import functional as F
 from ..functional import _checks as checks
-from ..autograd import zeros
+from ..creation import zeros
 from ..backend import int64
 from . import init
 from .module import Module, Parameter

@@ -275,6 +275,7 @@ class Module:
                                + "\n  ".join(problems))
         for key, array in arrays.items():
             own[key].data[...] = array.astype(own[key].dtype, copy=False)
+            own[key]._modified()
         return IncompatibleKeys(missing, unexpected)
 
     # --- printing ----------------------------------------------------------------------------

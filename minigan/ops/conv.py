@@ -66,6 +66,8 @@ class Im2Col(Function):
     Channel-major columns make a whole convolution ONE matrix product, (O, C*kh*kw) @ cols,
     instead of N small ones."""
 
+    reads_inputs, reads_output = (), False
+
     def forward(self, x, kernel_size, stride, padding, dilation):
         self.params = x.shape[0], tuple(x.shape[2:]), kernel_size, stride, padding, dilation
         return _im2col(x, kernel_size, stride, padding, dilation)
@@ -101,6 +103,8 @@ def _col2im(cols, params):
 class Col2Im(Function):
     """(C*kh*kw, N*L) -> (N, C, H, W), summing overlapping windows: the adjoint of Im2Col."""
 
+    reads_inputs, reads_output = (), False
+
     def forward(self, cols, params):
         self.params = params
         return _col2im(cols, params)
@@ -115,6 +119,8 @@ class Conv2d(Function):
     """conv2d(x, weight[, bias]) on batch-last columns: one matrix product, the bias added in
     place, the output lying batch-last. ``cols`` may pass x's columns when the caller already
     has them (the backward of ConvTranspose2d does)."""
+
+    reads_inputs, reads_output = (0, 1), False
 
     def forward(self, x, weight, bias=None, geometry=None, cols=None):
         self.geometry = geometry
@@ -142,6 +148,8 @@ class ConvTranspose2d(Function):
     output's (H, W). Nothing k*k-times larger than x is kept for the backward, which im2cols the
     incoming gradient once for both of its products."""
 
+    reads_inputs, reads_output = (0, 1), False
+
     def forward(self, x, weight, geometry, size):
         self.geometry = geometry
         return kernels.conv_transpose2d(x, weight, geometry, size)
@@ -161,6 +169,8 @@ class ConvWeightGrad(Function):
     """d<conv2d(x, w), g>/dw for x (N, C, H, W) and g (N, O, OH, OW): an (O, C, kh, kw) array.
     It is linear in x and in g, and its own derivatives are convolutions again:
     d/dx <ConvWeightGrad(x, g), u> = conv_transpose2d(g, u), d/dg = conv2d(x, u)."""
+
+    reads_inputs, reads_output = (0, 1), False
 
     def forward(self, x, g, geometry, cols=None):
         self.geometry = geometry

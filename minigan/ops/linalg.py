@@ -17,6 +17,8 @@ from .elementwise import sum_to_shape
 
 
 class MatMul(Function):
+    reads_inputs, reads_output = (0, 1), False
+
     def forward(self, a, b):
         return kernels.matmul(a, b)
 
@@ -30,6 +32,8 @@ class MatMul(Function):
 class Linear(Function):
     """x (N, in) @ weight (out, in).T + bias (out,), as one op. The backward is three matrix
     products and a sum, written in Tensor ops, so it is recorded when create_graph=True."""
+
+    reads_inputs, reads_output = (0, 1), False
 
     def forward(self, x, weight, bias=None):
         out = kernels.matmul(x, weight.T)

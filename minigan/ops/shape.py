@@ -18,6 +18,8 @@ from .elementwise import sum_to_shape
 
 
 class Reshape(Function):
+    reads_inputs, reads_output = (), False
+
     def forward(self, a, shape):
         self.in_shape = a.shape
         return a.reshape(shape)
@@ -27,6 +29,8 @@ class Reshape(Function):
 
 
 class Permute(Function):
+    reads_inputs, reads_output = (), False
+
     def forward(self, a, axes):
         self.axes = axes
         return xp.transpose(a, axes)
@@ -39,6 +43,8 @@ class Permute(Function):
 
 
 class BroadcastTo(Function):
+    reads_inputs, reads_output = (), False
+
     def forward(self, a, shape):
         self.in_shape = a.shape
         return xp.broadcast_to(a, shape)
@@ -66,6 +72,8 @@ def _is_basic(index):
 
 
 class GetItem(Function):
+    reads_inputs, reads_output = (), False
+
     def forward(self, a, index):
         self.in_shape = a.shape
         self.index = index
@@ -77,6 +85,8 @@ class GetItem(Function):
 
 class IndexAdd(Function):
     """zeros(shape)[index] += g: the adjoint of indexing (repeated indices add up)."""
+
+    reads_inputs, reads_output = (), False
 
     def forward(self, g, shape, index):
         self.index = index
@@ -92,6 +102,8 @@ class IndexAdd(Function):
 
 
 class Cat(Function):
+    reads_inputs, reads_output = (), False
+
     def forward(self, *arrays, axis):
         self.axis = axis
         self.sizes = [a.shape[axis] for a in arrays]
