@@ -229,7 +229,7 @@ def picture(image, path):
         "horizontal edges (conv 3x3)": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
     }
     for name, k in kernels.items():
-        panels[name] = F.conv2d(image, mg.tensor(k).reshape(1, 1, 3, 3), padding=1)[0, 0]
+        panels[name] = F.conv2d(image, mg.tensor(k).float().reshape(1, 1, 3, 3), padding=1)[0, 0]
     # The same blur as a matrix product: one kernel row times the unfold matrix above.
     blur = mg.ones(1, 16) / 16
     small = (blur @ cols).reshape(1, 1, 14, 14)

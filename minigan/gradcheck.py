@@ -6,6 +6,8 @@ same check on the function x -> grad(<fn(x), v>, x, create_graph=True) for a fix
 second derivatives checked by differentiating the gradient itself (HIPS autograd's trick).
 PyTorch's defaults: eps 1e-6, atol 1e-5, rtol 1e-3.
 """
+import itertools
+
 from .autograd import Tensor, grad
 from .backend import xp
 
@@ -57,23 +59,23 @@ def _check(fn, inputs, eps, atol, rtol, what):
         # evaluated with gradients enabled: fn may differentiate inside itself (a gradient penalty)
         return float(_weighted_sum(_as_outputs(fn(*inputs)), cotangents).item())
 
-    for k, (t, g) in enumerate(zip(diff_inputs, analytic)):
+    positions = [i for i, t in enumerate(inputs) if t.requires_grad]
+    for position, t, g in zip(positions, diff_inputs, analytic):
         expected = xp.zeros(t.shape, dtype=xp.float64) if g is None else g.data
-        flat = t.data.reshape(-1)  # a view: nudging it nudges the input in place
-        expected = expected.reshape(-1)
-        for i in range(flat.size):
-            original = float(flat[i])
-            flat[i] = original + eps
+        # nudge the input's own array at each index (a reshape of a non-contiguous array would
+        # be a copy, and nudging it would leave the input unchanged)
+        for index in itertools.product(*(range(n) for n in t.shape)):
+            original = float(t.data[index])
+            t.data[index] = original + eps
             plus = scalar_at()
-            flat[i] = original - eps
+            t.data[index] = original - eps
             minus = scalar_at()
-            flat[i] = original
+            t.data[index] = original
             numeric = (plus - minus) / (2 * eps)
-            got = float(expected[i])
+            got = float(expected[index])
             if abs(got - numeric) > atol + rtol * abs(numeric):
-                index = tuple(int(v) for v in xp.unravel_index(i, t.shape)) if t.ndim else ()
                 raise GradcheckError(
-                    f"{what}: d<fn, v>/d(input {inputs.index(t)}) (shape {t.shape}) at index {index} "
+                    f"{what}: d<fn, v>/d(input {position}) (shape {t.shape}) at index {index} "
                     f"is {got!r} analytically but {numeric!r} by finite differences "
                     f"(v: a fixed random weighting of the outputs)"
                 )
@@ -85,6 +87,7 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3):
     every element of every input that requires grad; raises GradcheckError naming the input,
     the index and both values otherwise.
 
+        >>> import minigan
         >>> x = minigan.randn(3, dtype="float64", requires_grad=True)
         >>> gradcheck(lambda x: (x * x).sum(), [x])
         True

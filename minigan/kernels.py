@@ -127,7 +127,8 @@ def fold(cols, size, stride, padding, dilation):
 
 def as_matrix(cols):
     """Columns (C, kh, kw, OH, OW, N) as the matrix (C*kh*kw, OH*OW*N), a view."""
-    return cols.reshape(cols.shape[0] * cols.shape[1] * cols.shape[2], -1)
+    c, kh, kw, oh, ow, n = cols.shape
+    return cols.reshape(c * kh * kw, oh * ow * n)
 
 
 def conv2d(cols, weight, bias=None):
@@ -137,7 +138,7 @@ def conv2d(cols, weight, bias=None):
     out = matmul(weight.reshape(weight.shape[0], -1), as_matrix(cols))
     if bias is not None:
         out += bias.reshape(-1, 1)
-    return out.reshape(-1, oh, ow, n).transpose(3, 0, 1, 2)
+    return out.reshape(weight.shape[0], oh, ow, n).transpose(3, 0, 1, 2)
 
 
 def conv_transpose2d(x, weight, geometry, size):
@@ -154,6 +155,6 @@ def conv_transpose2d(x, weight, geometry, size):
 def conv_weight_grad(cols, g):
     """d<conv2d(x, w), g>/dw from the columns of x and the output gradient g (N, O, OH, OW):
     (O, C*kh*kw) = g as (O, OH*OW*N) @ columns as a matrix, transposed."""
-    c, kh, kw = cols.shape[:3]
-    rows = batch_last(g).reshape(g.shape[1], -1)  # the columns' order; free when g is batch-last
+    c, kh, kw, oh, ow, n = cols.shape
+    rows = batch_last(g).reshape(g.shape[1], oh * ow * n)  # the columns' order; free when batch-last
     return matmul(rows, as_matrix(cols).T).reshape(g.shape[1], c, kh, kw)

@@ -14,6 +14,8 @@ Per-parameter state (moment estimates, momentum buffers, a step count) lives in 
     >>> w.numpy()
     array([ 0.8, -1.6], dtype=float32)
 """
+import math
+
 from . import backend
 from .autograd import Tensor, enable_grad, no_grad
 
@@ -55,6 +57,9 @@ class Optimizer:
         for i, p in enumerate(params):
             if not isinstance(p, Tensor):
                 raise TypeError(f"parameter {i} is a {type(p).__name__}, expected a Tensor")
+            if p.dtype.kind != "f":
+                raise TypeError(f"parameter {i} (shape {p.shape}) has dtype {p.dtype}; optimizers "
+                                "update floating tensors only")
             if not p.is_leaf:
                 raise ValueError(
                     f"parameter {i} (shape {p.shape}) is not a leaf tensor (it was made by an op); "
@@ -187,8 +192,8 @@ def _restore(name, value, param, index):
 def _non_negative(group, *names):
     for name in names:
         value = float(group[name])
-        if value < 0:
-            raise ValueError(f"invalid {name}: {group[name]!r} (it must be >= 0)")
+        if not 0 <= value < math.inf:  # NaN fails this too
+            raise ValueError(f"invalid {name}: {group[name]!r} (it must be a finite number >= 0)")
         group[name] = value
 
 

@@ -5,13 +5,29 @@ description ("Conv2d(3, 16, kernel_size=(3, 3), stride=(1, 1))").
 """
 from ..autograd import Tensor
 from ..kernels import conv_output_size
+from ..ops.conv import _int, _is_int, _pair  # noqa: F401  (the layers' argument checks)
 
 
-def _pair(value, name, minimum, who):
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(n, int) and n >= minimum for n in pair):
-        raise ValueError(f"{who}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
-    return pair
+def _check_floating(who, x, like=None):
+    """Layers compute in their weights' dtype: an integer input would silently become float64
+    (and the next layer then fail on mixed dtypes), so it is refused here, by name."""
+    if like is not None and like.dtype.kind != "f":
+        raise TypeError(f"{who}: expected a floating weight, got dtype {like.dtype}; convert it "
+                        "with .float() (float32) or .double() (float64)")
+    if x.dtype.kind != "f" or (like is not None and x.dtype != like.dtype):
+        wanted = "a floating" if like is None else f"a {like.dtype}"
+        raise TypeError(f"{who}: expected {wanted} input, got dtype {x.dtype}; convert it with "
+                        ".float() (float32) or .double() (float64)")
+
+
+def _check_weight(who, weight, bias, ndim, out_axis):
+    """A weight with ``ndim`` dimensions and a bias with one value per output channel, the
+    channel count read from ``weight.shape[out_axis]``."""
+    if weight.ndim != ndim:
+        raise ValueError(f"{who}: expected a {ndim}-D weight, got shape {weight.shape}")
+    if bias is not None and tuple(bias.shape) != (weight.shape[out_axis],):
+        raise ValueError(f"{who}: expected a bias of shape ({weight.shape[out_axis]},) for weight "
+                         f"shape {weight.shape}, got {tuple(bias.shape)}")
 
 
 def _check_ndim(who, x, allowed, layout):

@@ -10,6 +10,7 @@ compositions of primitives with exact first and second derivatives.
 """
 from .. import backend, ops
 from ..ops import relu, sigmoid, tanh  # noqa: F401  (PyTorch's functional names)
+from ..ops.reductions import check_dim
 from ._checks import _constant
 
 
@@ -48,11 +49,13 @@ def softplus(input, beta=1.0):
 def log_softmax(input, dim):
     """x - logsumexp(x) along ``dim``. The max is subtracted first so exp never overflows; it
     is held constant because the result does not depend on the shift."""
+    dim = check_dim(dim, input.ndim, "log_softmax")
     shifted = input - input.max(dim, keepdims=True).detach()
     return shifted - ops.log(ops.exp(shifted).sum(dim, keepdims=True))
 
 
 def softmax(input, dim):
+    dim = check_dim(dim, input.ndim, "softmax")
     e = ops.exp(input - input.max(dim, keepdims=True).detach())
     return e / e.sum(dim, keepdims=True)
 

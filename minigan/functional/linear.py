@@ -13,7 +13,9 @@ instead. The two agree to rounding, in values and in first and second derivative
 from ..ops import conv as conv_ops
 from ..ops import linalg
 from . import reference
-from ._checks import _check_conv_input, _check_conv_transpose_input, _pair
+from ._checks import (
+    _check_conv_input, _check_conv_transpose_input, _check_floating, _check_weight, _pair,
+)
 
 
 def linear(input, weight, bias=None):
@@ -22,6 +24,7 @@ def linear(input, weight, bias=None):
         raise ValueError(
             f"linear: expected a 2-D weight and a bias of shape (out_features,), got weight "
             f"{weight.shape} and bias {None if bias is None else bias.shape}")
+    _check_floating("linear", input, weight)
     if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
         raise ValueError(
             f"linear: expected input with {weight.shape[1]} features in its last dimension, "
@@ -42,6 +45,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1):
     stride = _pair(stride, "stride", 1, "conv2d")
     padding = _pair(padding, "padding", 0, "conv2d")
     dilation = _pair(dilation, "dilation", 1, "conv2d")
+    _check_weight("conv2d", weight, bias, 4, 0)
+    _check_floating("conv2d", input, weight)
     out_channels, channels, kh, kw = weight.shape
     _check_conv_input("conv2d", input, channels, (kh, kw), stride, padding, dilation)
     if reference.enabled():
@@ -61,6 +66,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     padding = _pair(padding, "padding", 0, who)
     output_padding = _pair(output_padding, "output_padding", 0, who)
     dilation = _pair(dilation, "dilation", 1, who)
+    _check_weight(who, weight, bias, 4, 1)
+    _check_floating(who, input, weight)
     channels, out_channels, kh, kw = weight.shape
     size = _check_conv_transpose_input(
         who, input, channels, (kh, kw), stride, padding, output_padding, dilation)

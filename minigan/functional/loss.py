@@ -15,9 +15,23 @@ from .indexing import one_hot
 def _capped_log(p):
     """log p, but never below -100 (PyTorch's cap in binary_cross_entropy), so a saturated
     sigmoid (exactly 0 or 1 in float32) gives a finite loss. Where p == 0 the log sees 1
-    instead: the chosen branch is the constant -100 and no 0 * inf reaches the gradient."""
-    positive = p.data > 0
-    return ops.clamp(ops.where(positive, ops.log(ops.where(positive, p, 1.0)), -100.0), min=-100.0)
+    instead: the chosen branch is the constant -100 and no 0 * inf reaches the gradient. A NaN
+    probability stays NaN (in the loss and its gradient), so a diverged model is not hidden."""
+    usable = ~(p.data <= 0)  # True for p > 0 and for NaN
+    return ops.clamp(ops.where(usable, ops.log(ops.where(usable, p, 1.0)), -100.0), min=-100.0)
+
+
+def _check_weight_shape(who, weight, input):
+    """A per-element ``weight`` must broadcast to the input's shape without growing it: a
+    (2, 1) weight against a (2,) input would silently make a (2, 2) loss."""
+    weight = _as_tensor(weight, input)
+    shape = tuple(input.shape)
+    grown = len(weight.shape) > len(shape) or any(
+        w not in (1, n) for w, n in zip(reversed(weight.shape), reversed(shape)))
+    if grown:
+        raise ValueError(f"{who}: weight of shape {tuple(weight.shape)} does not broadcast to the "
+                         f"input's shape {shape}")
+    return weight
 
 
 def binary_cross_entropy(input, target, weight=None, reduction="mean"):
@@ -31,7 +45,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
                          "or use binary_cross_entropy_with_logits on the raw scores)")
     loss = -(target * _capped_log(input) + (1.0 - target) * _capped_log(1.0 - input))
     if weight is not None:
-        loss = loss * weight
+        loss = loss * _check_weight_shape(who, weight, input)
     return _reduce(loss, reduction, who)
 
 
@@ -49,7 +63,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     log_weight = 1.0 if pos_weight is None else 1.0 + (pos_weight - 1.0) * target
     loss = (1.0 - target) * input + log_weight * softplus(-input)
     if weight is not None:
-        loss = loss * weight
+        loss = loss * _check_weight_shape(who, weight, input)
     return _reduce(loss, reduction, who)
 
 

@@ -10,7 +10,7 @@
 from ..backend import xp
 from ..ops import normalization
 from . import reference
-from ._checks import _constant
+from ._checks import _check_floating, _constant
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -25,7 +25,13 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected an input of shape (N, C, ...), got shape {input.shape}")
+    _check_floating("batch_norm", input)
     channels = input.shape[1]
+    for name, t in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if t is not None and tuple(t.shape) != (channels,):
+            raise ValueError(f"batch_norm: expected {name} of shape ({channels},) for input shape "
+                             f"{input.shape} (one value per channel), got {tuple(t.shape)}")
     count = input.size // channels
     if training and count <= 1:
         raise ValueError(

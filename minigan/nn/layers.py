@@ -41,7 +41,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
-        self.in_features, self.out_features = in_features, out_features
+        self.in_features = checks._int(in_features, "in_features", 0, "Linear")
+        self.out_features = checks._int(out_features, "out_features", 0, "Linear")
         self.weight = _parameter(out_features, in_features)
         self.bias = _parameter(out_features) if bias else None
         self.reset_parameters()
@@ -54,6 +55,7 @@ class Linear(Module):
             raise ValueError(
                 f"{self.describe()}: expected input with {self.in_features} features in its last "
                 f"dimension, got input shape {x.shape}")
+        checks._check_floating(self.describe(), x, self.weight)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):
@@ -65,7 +67,8 @@ class _ConvBase(Module):
                  output_padding, bias, weight_shape):
         super().__init__()
         who = type(self).__name__
-        self.in_channels, self.out_channels = in_channels, out_channels
+        self.in_channels = checks._int(in_channels, "in_channels", 0, who)
+        self.out_channels = checks._int(out_channels, "out_channels", 0, who)
         self.kernel_size = checks._pair(kernel_size, "kernel_size", 1, who)
         self.stride = checks._pair(stride, "stride", 1, who)
         self.padding = checks._pair(padding, "padding", 0, who)
@@ -102,7 +105,8 @@ class Conv2d(_ConvBase):
 
     def forward(self, x):
         checks._check_conv_input(self.describe(), x, self.in_channels, self.kernel_size, self.stride,
-                            self.padding, self.dilation)
+                                 self.padding, self.dilation)
+        checks._check_floating(self.describe(), x, self.weight)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation)
 
 
@@ -123,6 +127,7 @@ class ConvTranspose2d(_ConvBase):
         checks._check_conv_transpose_input(
             self.describe(), x, self.in_channels, self.kernel_size, self.stride, self.padding,
             self.output_padding, self.dilation)
+        checks._check_floating(self.describe(), x, self.weight)
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
                                   self.output_padding, self.dilation)
 
@@ -134,7 +139,8 @@ class _BatchNorm(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
                  *, bias=True):
         super().__init__()
-        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.num_features = checks._int(num_features, "num_features", 0, type(self).__name__)
+        self.eps, self.momentum = eps, momentum
         self.affine, self.track_running_stats = affine, track_running_stats
         self.weight = _parameter(num_features) if affine else None
         self.bias = _parameter(num_features) if affine and bias else None
@@ -165,6 +171,7 @@ class _BatchNorm(Module):
         who = self.describe()
         checks._check_ndim(who, x, self._input_ndims, self._layout)
         checks._check_channels(who, x, self.num_features)
+        checks._check_floating(who, x, self.weight)
         momentum = self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
@@ -227,7 +234,8 @@ class Embedding(Module):
 
     def __init__(self, num_embeddings, embedding_dim):
         super().__init__()
-        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.num_embeddings = checks._int(num_embeddings, "num_embeddings", 0, "Embedding")
+        self.embedding_dim = checks._int(embedding_dim, "embedding_dim", 0, "Embedding")
         self.weight = _parameter(num_embeddings, embedding_dim)
         self.reset_parameters()
 

@@ -24,11 +24,28 @@ from ..backend import xp
 from ..kernels import conv_output_size  # noqa: F401  (part of this module's interface)
 
 
-def _pair(v, name):
-    pair = (v, v) if isinstance(v, int) else tuple(v)
-    if len(pair) != 2 or not all(isinstance(n, int) for n in pair):
-        raise ValueError(f"{name} must be an int or a pair of ints, got {v!r}")
-    return pair
+def _is_int(value):
+    """Python and NumPy integers (anything with __index__), but not bools or floats."""
+    return not isinstance(value, bool) and hasattr(type(value), "__index__")
+
+
+def _int(value, name, minimum, who):
+    """``value`` as a Python int >= ``minimum``; a clear error naming ``who`` otherwise."""
+    if not _is_int(value) or int(value) < minimum:
+        raise ValueError(f"{who}: {name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def _pair(value, name, minimum, who):
+    """An int or a pair of ints, each >= ``minimum``, as a pair of Python ints."""
+    pair = (value, value) if _is_int(value) else value
+    try:
+        pair = tuple(pair)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2 or not all(_is_int(n) and int(n) >= minimum for n in pair):
+        raise ValueError(f"{who}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return tuple(int(n) for n in pair)
 
 
 def _window_slices(k_index, dilation, stride, count):
@@ -196,6 +213,11 @@ def conv_transpose2d(x, weight, size, geometry):
 
 
 # --- the functions users call -------------------------------------------------------------------
+def _geometry(who, kernel_size, stride, padding, dilation):
+    return dict(kernel_size=_pair(kernel_size, "kernel_size", 1, who), stride=_pair(stride, "stride", 1, who),
+                padding=_pair(padding, "padding", 0, who), dilation=_pair(dilation, "dilation", 1, who))
+
+
 def _check_4d(name, x):
     if x.ndim != 4:
         raise ValueError(f"{name}: expected a 4-D input (N, C, H, W), got shape {x.shape}")
@@ -205,15 +227,13 @@ def im2col(x, kernel_size, stride=1, padding=0, dilation=1):
     """Channel-major columns of an (N, C, H, W) tensor: (C*kh*kw, N*L), the layout convolutions use."""
     x = _as_tensor(x, None)
     _check_4d("unfold", x)
-    return Im2Col.apply(
-        x, kernel_size=_pair(kernel_size, "kernel_size"), stride=_pair(stride, "stride"),
-        padding=_pair(padding, "padding"), dilation=_pair(dilation, "dilation"))
+    return Im2Col.apply(x, **_geometry("unfold", kernel_size, stride, padding, dilation))
 
 
 def col2im(cols, batch, output_size, kernel_size, stride=1, padding=0, dilation=1):
     """Sum channel-major columns (C*kh*kw, N*L) back into an (N, C, H, W) image."""
-    params = (batch, _pair(output_size, "output_size"), _pair(kernel_size, "kernel_size"),
-              _pair(stride, "stride"), _pair(padding, "padding"), _pair(dilation, "dilation"))
+    geometry = _geometry("fold", kernel_size, stride, padding, dilation)
+    params = (batch, _pair(output_size, "output_size", 1, "fold"), *geometry.values())
     return Col2Im.apply(cols, params=params)
 
 

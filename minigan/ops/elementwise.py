@@ -338,6 +338,9 @@ def relu(a):
 
 
 def leaky_relu(a, negative_slope=0.01):
+    if getattr(a, "dtype", None) is not None and a.dtype.kind != "f":
+        raise TypeError(f"leaky_relu: expected a floating tensor, got dtype {a.dtype}; convert it "
+                        "with .float()")
     return LeakyRelu.apply(a, slope=negative_slope)
 
 

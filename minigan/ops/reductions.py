@@ -14,12 +14,30 @@ from ..backend import xp
 from .elementwise import const
 
 
-def normalize_axes(axis, ndim):
-    """``axis`` (None, an int or a sequence, negatives allowed) as a sorted tuple of axes."""
+def check_dim(dim, ndim, who, extra=0):
+    """``dim`` in [-span, span) as a non-negative axis, span = ndim + extra (``unsqueeze`` has
+    one more place than its input has axes); IndexError naming ``who`` otherwise. A 0-d tensor
+    takes 0 and -1, as in PyTorch."""
+    span = ndim + extra if ndim + extra else 1
+    if isinstance(dim, bool) or not isinstance(dim, int) and not hasattr(dim, "__index__"):
+        raise TypeError(f"{who}: dimensions must be integers, got {dim!r}")
+    dim = int(dim)
+    if not -span <= dim < span:
+        raise IndexError(f"{who}: dimension {dim} is out of range for a {ndim}-D tensor "
+                         f"(expected a value in [{-span}, {span - 1}])")
+    return dim % span
+
+
+def normalize_axes(axis, ndim, who="reduction"):
+    """``axis`` (None, an int or a sequence, negatives allowed) as a sorted tuple of axes;
+    out-of-range or repeated axes raise."""
     if axis is None:
         return tuple(range(ndim))
-    axis = (axis,) if isinstance(axis, int) else tuple(axis)
-    return tuple(sorted(a % ndim if ndim else a for a in axis))
+    axes = [axis] if not isinstance(axis, (tuple, list)) else list(axis)
+    axes = [check_dim(a, ndim, who) for a in axes]
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{who}: dimension {axis!r} names an axis twice")
+    return tuple(sorted(a for a in axes if a < ndim))  # (a 0-d tensor has no axis to reduce)
 
 
 def kept_shape(shape, axes):
@@ -32,7 +50,7 @@ class Sum(Function):
 
     def forward(self, a, axis, keepdims):
         self.in_shape = a.shape
-        self.axes = normalize_axes(axis, a.ndim)
+        self.axes = normalize_axes(axis, a.ndim, "sum")
         return xp.sum(a, axis=self.axes, keepdims=keepdims)
 
     def backward(self, g):
@@ -44,7 +62,9 @@ class Max(Function):
 
     def forward(self, a, axis, keepdims):
         self.in_shape = a.shape
-        self.axes = normalize_axes(axis, a.ndim)
+        self.axes = normalize_axes(axis, a.ndim, "max")
+        if any(a.shape[i] == 0 for i in self.axes):
+            raise ValueError(f"max: cannot reduce over an empty dimension (input shape {a.shape})")
         top = xp.max(a, axis=self.axes, keepdims=True)
         # ties share the gradient evenly, like PyTorch's amax
         mask = (a == top).astype(a.dtype)
@@ -66,13 +86,14 @@ def max(a, axis=None, keepdims=False):
 
 def mean(a, axis=None, keepdims=False):
     a = _as_tensor(a, None)
-    count = math.prod(a.shape[i] for i in normalize_axes(axis, a.ndim))
-    return sum(a, axis, keepdims) * (1.0 / count)
+    count = math.prod(a.shape[i] for i in normalize_axes(axis, a.ndim, "mean"))
+    return sum(a, axis, keepdims) * (1.0 / count if count else float("nan"))  # empty: NaN, as PyTorch
 
 
 def var(a, axis=None, keepdims=False, correction=1):
     """Variance over ``axis``, divided by (count - correction): 1 for PyTorch's default
     unbiased estimate, 0 for the population variance that BatchNorm normalises with."""
-    count = math.prod(a.shape[i] for i in normalize_axes(axis, a.ndim))
+    count = math.prod(a.shape[i] for i in normalize_axes(axis, a.ndim, "var"))
     centred = a - mean(a, axis, keepdims=True)
-    return sum(centred * centred, axis, keepdims) * (1.0 / (count - correction))
+    scale = 1.0 / (count - correction) if count > correction else float("nan")
+    return sum(centred * centred, axis, keepdims) * scale

@@ -15,6 +15,7 @@ from .. import backend
 from ..autograd import Function, Tensor, _as_tensor
 from ..backend import xp
 from .elementwise import sum_to_shape
+from .reductions import check_dim
 
 
 class Reshape(Function):
@@ -132,13 +133,17 @@ def reshape(a, *shape):
 
 
 def permute(a, *axes):
-    axes = tuple(ax % a.ndim for ax in _shape_args(axes))
+    axes = _shape_args(axes)
+    if len(axes) != a.ndim:
+        raise ValueError(f"permute: {axes} is not a permutation of the {a.ndim} axes of shape {a.shape}")
+    axes = tuple(check_dim(ax, a.ndim, "permute") for ax in axes)
     if sorted(axes) != list(range(a.ndim)):
         raise ValueError(f"permute: {axes} is not a permutation of the {a.ndim} axes of shape {a.shape}")
     return Permute.apply(a, axes=axes)
 
 
 def transpose(a, dim0, dim1):
+    dim0, dim1 = check_dim(dim0, a.ndim, "transpose"), check_dim(dim1, a.ndim, "transpose")
     axes = list(range(a.ndim))
     axes[dim0], axes[dim1] = axes[dim1], axes[dim0]
     return permute(a, *axes)
@@ -147,21 +152,24 @@ def transpose(a, dim0, dim1):
 def flatten(a, start_dim=0, end_dim=-1):
     if a.ndim == 0:
         return a.reshape(1)
-    start, end = start_dim % a.ndim, end_dim % a.ndim
+    start, end = check_dim(start_dim, a.ndim, "flatten"), check_dim(end_dim, a.ndim, "flatten")
+    if start > end:
+        raise ValueError(f"flatten: start_dim {start_dim} comes after end_dim {end_dim} "
+                         f"for a {a.ndim}-D tensor")
     shape = a.shape[:start] + (math.prod(a.shape[start:end + 1]),) + a.shape[end + 1:]
     return a.reshape(shape)
 
 
 def unsqueeze(a, dim):
-    dim = dim % (a.ndim + 1)
+    dim = check_dim(dim, a.ndim, "unsqueeze", extra=1)
     return a.reshape(a.shape[:dim] + (1,) + a.shape[dim:])
 
 
 def squeeze(a, dim=None):
     if dim is None:
         return a.reshape(tuple(n for n in a.shape if n != 1))
-    dim = dim % a.ndim
-    if a.shape[dim] != 1:
+    dim = check_dim(dim, a.ndim, "squeeze")
+    if a.ndim == 0 or a.shape[dim] != 1:
         return a
     return a.reshape(a.shape[:dim] + a.shape[dim + 1:])
 
@@ -181,8 +189,20 @@ def cat(tensors, axis=0):
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
+    first = _as_tensor(tensors[0], None)
+    axis = check_dim(axis, first.ndim, "cat")
+    for i, t in enumerate(tensors[1:], 1):
+        shape = getattr(t, "shape", None)
+        if shape is not None and (len(shape) != first.ndim or any(
+                n != m for d, (n, m) in enumerate(zip(shape, first.shape)) if d != axis)):
+            raise ValueError(f"cat: tensor {i} has shape {tuple(shape)}, which does not match "
+                             f"tensor 0's shape {first.shape} outside dimension {axis}")
     return Cat.apply(*tensors, axis=axis)
 
 
 def stack(tensors, axis=0):
-    return cat([unsqueeze(_as_tensor(t, None), axis) for t in tensors], axis)
+    tensors = [_as_tensor(t, None) for t in tensors]
+    if not tensors:
+        raise ValueError("stack: expected a non-empty list of tensors")
+    axis = check_dim(axis, tensors[0].ndim, "stack", extra=1)
+    return cat([unsqueeze(t, axis) for t in tensors], axis)
