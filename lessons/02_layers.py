@@ -198,7 +198,7 @@ def trace(model, x):
     print(f"    {'input':<40} {str(x.shape):<18}")
     for layer in model:
         x = layer(x)
-        params = sum(p.size for p in layer.parameters())
+        params = sum(p.numel() for p in layer.parameters())
         print(f"    {short(layer):<40} {str(x.shape):<18}  {params:>9,} parameters")
     return x
 

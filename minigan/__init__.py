@@ -6,7 +6,8 @@
     >>> dy.backward()            # d^2/dx^2 tanh(x) lands in x.grad
 """
 from . import backend, ops
-from .autograd import Function, Tensor, grad, tensor
+from .autograd import Tensor, grad, tensor
+from .function import Function
 from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .backend import get_default_dtype, get_rng_state, manual_seed, set_default_dtype, set_rng_state
@@ -16,8 +17,9 @@ from . import functional, nn, optim
 from . import functional as F
 from .functional import use_reference
 from .ops import (
-    abs, cat, clamp, exp, flatten, fold, leaky_relu, log, matmul, max, mean, permute, relu,
-    reshape, sigmoid, sqrt, squeeze, stack, sum, tanh, transpose, unfold, unsqueeze, var, where,
+    abs, amax, amin, argmax, argmin, cat, chunk, clamp, clone, exp, flatten, flip, fold,
+    leaky_relu, log, matmul, max, maximum, mean, min, minimum, permute, relu, reshape, sigmoid,
+    sign, split, sqrt, squeeze, stack, std, sum, tanh, transpose, unfold, unsqueeze, var, where,
 )
 
 __version__ = "0.1.0"

@@ -5,8 +5,9 @@ A ``Tensor`` wraps one backend array. Every op that makes a tensor from tensors 
 backward pass runs with ``create_graph=True`` those ops are recorded like any others, so the
 gradient is itself a differentiable graph: that is all double backward needs.
 
-This module knows no op. ``minigan.ops`` defines them and attaches Tensor's operators and
-methods (``x * y``, ``x.sum()``) when it is imported, so the arrows point one way.
+This module knows no op. ``minigan.function`` defines the node class, ``minigan.ops`` the ops,
+and ops attaches Tensor's operators and methods (``x * y``, ``x.sum()``) when it is imported,
+so the arrows point one way.
 
     >>> import minigan as mg
     >>> x = mg.tensor([1.0, 2.0], requires_grad=True)
@@ -14,82 +15,9 @@ methods (``x * y``, ``x.sum()``) when it is imported, so the arrows point one wa
     >>> x.grad.numpy()
     array([2., 4.], dtype=float32)
 """
-import weakref
-
 from . import backend
 from .backend import xp
 from .grad_mode import _grad_mode, enable_grad, is_grad_enabled, no_grad  # noqa: F401
-
-class Function:
-    """One node of the graph. Subclasses define ``forward(ctx, *arrays, **params)`` and
-    ``backward(ctx, grad)``; ``apply`` wires them to tensors.
-
-    ``ctx`` is the Function instance itself: forward saves what backward needs on it.
-    ``ctx.inputs`` are the input Tensors, ``ctx.output`` the output Tensor (held weakly, to keep
-    the graph free of reference cycles), ``ctx.needs_input_grad`` one flag per input.
-
-    ``reads_inputs`` (positions, or None for all) and ``reads_output`` say which tensors the
-    backward reads. Their versions are noted when the op runs, and backward refuses to run if
-    one was changed in place since (an optimizer step, an assignment to ``.data``): the
-    gradient would silently belong to other numbers.
-    """
-
-    reads_inputs = None
-    reads_output = True
-
-    def __init__(self, inputs):
-        self.inputs = inputs
-        self.needs_input_grad = tuple(t.requires_grad for t in inputs)
-        self._output = None
-
-    @property
-    def output(self):
-        return self._output()
-
-    @property
-    def label(self):
-        return type(self).__name__.lower()
-
-    @classmethod
-    def apply(cls, *inputs, **params):
-        tensors = tuple(_as_tensor(x, _like(inputs)) for x in inputs)
-        _check_dtypes(cls.__name__, tensors)
-        ctx = cls(tensors)
-        data = ctx.forward(*(t.data for t in tensors), **params)
-        record = is_grad_enabled() and any(ctx.needs_input_grad)
-        out = Tensor(data, requires_grad=record, _node=ctx if record else None)
-        if record:
-            ctx._output = weakref.ref(out)
-            read = range(len(tensors)) if cls.reads_inputs is None else cls.reads_inputs
-            ctx._read_versions = tuple((tensors[i], tensors[i]._version) for i in read)
-        return out
-
-    def forward(self, *arrays, **params):
-        raise NotImplementedError
-
-    def backward(self, grad):
-        raise NotImplementedError
-
-    def _check_versions(self):
-        """Refuse to differentiate with numbers that changed since the forward pass."""
-        read = list(self._read_versions)
-        if self.reads_output and self.output is not None:
-            read.append((self.output, 0))
-        for t, version in read:
-            if t._version != version:
-                raise RuntimeError(
-                    f"backward(): a tensor of shape {t.shape} that {self.label} needs for its "
-                    f"gradient was modified in place after {self.label} ran (its version is "
-                    f"{t._version}, expected {version}), so the gradient would be wrong; run the "
-                    "forward pass again after changing it (e.g. call optimizer.step() only after "
-                    "backward)")
-
-    def _release(self):
-        """Drop the inputs and everything the forward saved: the graph behind this node is
-        freed, and a later backward through it raises instead of using stale numbers."""
-        self.__dict__.clear()
-        self._freed = True
-
 
 def _like(inputs):
     for x in inputs:
@@ -159,6 +87,15 @@ class Tensor:
             raise TypeError(f"only floating tensors can require gradients, not {self.data.dtype}")
         self._requires_grad = bool(flag)
 
+    def retain_grad(self):
+        """Keep this (non-leaf) tensor's gradient in ``.grad`` when backward runs; leaves
+        keep theirs anyway."""
+        self._retains_grad = True
+
+    @property
+    def device(self):
+        return backend.device_name()
+
     def requires_grad_(self, flag=True):
         self.requires_grad = flag
         return self
@@ -179,9 +116,21 @@ class Tensor:
     def dtype(self):
         return self.data.dtype
 
-    @property
-    def size(self):
+    def size(self, dim=None):
+        """The shape (PyTorch's ``torch.Size`` is a tuple too), or the length of axis ``dim``."""
+        if dim is None:
+            return self.shape
+        if not -max(self.ndim, 1) <= dim < max(self.ndim, 1):
+            raise IndexError(f"size: dimension {dim} is out of range for a {self.ndim}-D tensor")
+        return self.shape[dim]
+
+    def numel(self):
+        """The number of elements."""
         return int(self.data.size)
+
+    def dim(self):
+        """The number of axes (``ndim``)."""
+        return self.data.ndim
 
     @property
     def T(self):
@@ -195,7 +144,7 @@ class Tensor:
         return backend.to_numpy(self.data)
 
     def item(self):
-        if self.size != 1:
+        if self.numel() != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.data.reshape(()).item()
 
@@ -219,7 +168,7 @@ class Tensor:
         return id(self)
 
     def __bool__(self):
-        if self.size != 1:
+        if self.numel() != 1:
             raise ValueError(
                 f"the truth value of a tensor of shape {self.shape} is ambiguous; "
                 "use .any() / .all() on its .data or compare element-wise"
@@ -254,7 +203,7 @@ class Tensor:
 
 def _seed_grad(out, grad):
     if grad is None:
-        if out.size != 1:
+        if out.numel() != 1:
             raise RuntimeError(
                 f"backward() without a gradient needs a one-element output, got shape {out.shape}; "
                 "reduce it first (e.g. .sum() or .mean()) or pass grad= of the same shape."
@@ -342,7 +291,7 @@ def _run_backward(outputs, seeds, targets, create_graph, free):
         if t.node is not None:
             prev = node_grads.get(id(t.node))
             node_grads[id(t.node)] = g if prev is None else _accumulate(prev, g, create_graph)
-        elif wanted is None and t.requires_grad:
+        if wanted is None and t.requires_grad and (t.node is None or getattr(t, "_retains_grad", False)):
             prev = leaf_grads.get(id(t))
             leaf_grads[id(t)] = (t, g if prev is None else _accumulate(prev[1], g, create_graph))
 
@@ -379,6 +328,14 @@ def _run_backward(outputs, seeds, targets, create_graph, free):
         for node in ran:
             node._release()
     return {t: g for t, g in leaf_grads.values()}
+
+
+def _graph_inputs(outputs):
+    """Ids of every tensor the graph behind ``outputs`` takes as an input (and the outputs)."""
+    found = {id(t) for t in outputs}
+    for node in _topological_order(outputs):
+        found.update(id(t) for t in node.inputs)
+    return found
 
 
 def _relevant_nodes(order, wanted):
@@ -423,10 +380,15 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
             )
     seeds = [_seed_grad(o, g) for o, g in zip(outputs, grad_outputs)]
     retain = create_graph if retain_graph is None else retain_graph
+    in_graph = _graph_inputs(outputs)
     found = _run_backward(outputs, seeds, inputs, create_graph, free=not retain)
     result = []
     for i, t in enumerate(inputs):
         g = found.get(t)
+        if g is None and id(t) in in_graph:
+            # part of the graph, but every path to it has a zero derivative (the second
+            # derivative of relu, say): PyTorch answers with zeros
+            g = Tensor(xp.zeros_like(t.data))
         if g is None and not allow_unused:
             raise RuntimeError(
                 f"grad(): input {i} (shape {t.shape}) was not used to compute the outputs; "

@@ -61,6 +61,31 @@ int64 = xp.int64
 _default_dtype = xp.dtype(xp.float32)
 
 
+def device_name():
+    """Where arrays live: "cpu" with NumPy, "cuda:0" with CuPy (PyTorch's names)."""
+    return f"cuda:{xp.cuda.Device().id}" if on_gpu else "cpu"
+
+
+def check_device(device, who="to"):
+    """Accept PyTorch's device names for the backend in use ("cpu" with NumPy; "cuda" or
+    "cuda:N" with CuPy) and refuse the others with a sentence on what to change. Arrays are
+    never moved: one backend holds them all."""
+    if device is None:
+        return device_name()
+    name = str(getattr(device, "type", device)).lower()
+    kind = name.split(":")[0]
+    if kind == "cuda" and on_gpu or kind == "cpu" and not on_gpu:
+        return device_name()
+    if kind == "cuda":
+        raise RuntimeError(f"{who}: device {device!r} asked for, but minigan runs on NumPy here; "
+                           "set MINIGAN_BACKEND=cupy on a machine with an NVIDIA GPU "
+                           "(torch.cuda.is_available() is False here, so tutorial code picks 'cpu')")
+    if kind == "cpu":
+        raise RuntimeError(f"{who}: device 'cpu' asked for, but minigan runs on the GPU "
+                           "(MINIGAN_BACKEND=cupy); unset MINIGAN_BACKEND to run on the CPU")
+    raise RuntimeError(f"{who}: unknown device {device!r}; minigan knows 'cpu' and 'cuda'")
+
+
 def get_default_dtype():
     """The floating dtype new tensors get when none is given (float32 unless changed)."""
     return _default_dtype

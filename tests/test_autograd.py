@@ -146,7 +146,7 @@ def test_integer_tensors_cannot_require_grad():
 
 def test_tensor_basics():
     t = mg.tensor([[1.0, 2.0], [3.0, 4.0]])
-    assert t.shape == (2, 2) and t.ndim == 2 and t.size == 4 and t.dtype == mg.float32
+    assert t.shape == (2, 2) and t.ndim == 2 and t.numel() == 4 and t.dtype == mg.float32
     assert mg.tensor([1, 2]).dtype == mg.int64
     assert (t > 2).numpy().tolist() == [[False, False], [True, True]]
     assert t[1, 0].item() == 3.0

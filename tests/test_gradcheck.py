@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import minigan as mg
-from minigan.autograd import Function
+from minigan.function import Function
 
 
 class WrongSquare(Function):

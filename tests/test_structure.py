@@ -12,7 +12,8 @@ MAX_LINES = 500
 # backend <- autograd <- ops <- functional <- nn <- optim: a module may import its own layer or
 # the ones to its left, never one to its right
 LAYERS = ["backend", "autograd", "ops", "functional", "nn", "optim"]
-LAYER_OF = {"grad_mode": "backend", "kernels": "autograd", "creation": "autograd", "gradcheck": "ops"}
+LAYER_OF = {"grad_mode": "backend", "kernels": "autograd", "creation": "autograd", "function": "autograd",
+            "gradcheck": "ops"}
 
 
 def _modules():

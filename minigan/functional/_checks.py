@@ -88,7 +88,7 @@ def _check_same_shape(who, input, target):
 def _check_indices(who, indices, upper):
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{who}: expected integer indices, got dtype {indices.dtype}")
-    if indices.size and (int(indices.data.min()) < 0 or int(indices.data.max()) >= upper):
+    if indices.numel() and (int(indices.data.min()) < 0 or int(indices.data.max()) >= upper):
         raise ValueError(
             f"{who}: indices must lie in [0, {upper}), got values from {int(indices.data.min())} "
             f"to {int(indices.data.max())}")

@@ -8,6 +8,8 @@ compositions of primitives with exact first and second derivatives.
     >>> F.softplus(mg.tensor([0.0])).item() == float(mg.log(mg.tensor(2.0)).item())
     True
 """
+import warnings
+
 from .. import backend, ops
 from ..ops import relu, sigmoid, tanh  # noqa: F401  (PyTorch's functional names)
 from ..ops.reductions import check_dim
@@ -46,16 +48,25 @@ def softplus(input, beta=1.0):
     return out * (1.0 / beta) if beta != 1.0 else out
 
 
-def log_softmax(input, dim):
+def _implicit_dim(input, dim, who):
+    """PyTorch's rule when ``dim`` is left out (deprecated there, with a warning): 0 for 0-, 1-
+    and 3-D inputs, else 1."""
+    if dim is None:
+        warnings.warn(f"{who}: pass dim= explicitly; using PyTorch's implicit choice", stacklevel=3)
+        dim = 0 if input.ndim in (0, 1, 3) else 1
+    return check_dim(dim, input.ndim, who)
+
+
+def log_softmax(input, dim=None):
     """x - logsumexp(x) along ``dim``. The max is subtracted first so exp never overflows; it
     is held constant because the result does not depend on the shift."""
-    dim = check_dim(dim, input.ndim, "log_softmax")
-    shifted = input - input.max(dim, keepdims=True).detach()
+    dim = _implicit_dim(input, dim, "log_softmax")
+    shifted = input - input.amax(dim, keepdim=True).detach()
     return shifted - ops.log(ops.exp(shifted).sum(dim, keepdims=True))
 
 
-def softmax(input, dim):
-    dim = check_dim(dim, input.ndim, "softmax")
-    e = ops.exp(input - input.max(dim, keepdims=True).detach())
+def softmax(input, dim=None):
+    dim = _implicit_dim(input, dim, "softmax")
+    e = ops.exp(input - input.amax(dim, keepdim=True).detach())
     return e / e.sum(dim, keepdims=True)
 

@@ -16,7 +16,7 @@ def one_hot(input, num_classes=-1):
     """Integer indices of shape S -> int64 one-hot of shape S + (num_classes,)."""
     input = _as_tensor(input, None)
     if num_classes == -1:
-        num_classes = int(input.data.max()) + 1 if input.size else 0
+        num_classes = int(input.data.max()) + 1 if input.numel() else 0
     _check_indices("one_hot", input, num_classes)
     return Tensor(xp.eye(num_classes, dtype=xp.int64)[input.data])
 

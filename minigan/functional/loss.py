@@ -40,7 +40,7 @@ def binary_cross_entropy(input, target, weight=None, reduction="mean"):
     who = "binary_cross_entropy"
     target = _as_tensor(target, input)
     _check_same_shape(who, input, target)
-    if input.size and (float(input.data.min()) < 0.0 or float(input.data.max()) > 1.0):
+    if input.numel() and (float(input.data.min()) < 0.0 or float(input.data.max()) > 1.0):
         raise ValueError(f"{who}: input must hold probabilities in [0, 1] (apply sigmoid first, "
                          "or use binary_cross_entropy_with_logits on the raw scores)")
     loss = -(target * _capped_log(input) + (1.0 - target) * _capped_log(1.0 - input))

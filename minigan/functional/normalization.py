@@ -32,7 +32,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if t is not None and tuple(t.shape) != (channels,):
             raise ValueError(f"batch_norm: expected {name} of shape ({channels},) for input shape "
                              f"{input.shape} (one value per channel), got {tuple(t.shape)}")
-    count = input.size // channels
+    count = input.numel() // channels
     if training and count <= 1:
         raise ValueError(
             f"batch_norm: expected more than 1 value per channel when training, got input "

@@ -121,7 +121,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
             centred = input.detach() - batch_mean
             batch_var = (centred * centred).mean(axes, keepdims=True)
             update_running_stats(running_mean, running_var, batch_mean.data, batch_var.data,
-                                 input.size // input.shape[1], momentum)
+                                 input.numel() // input.shape[1], momentum)
     else:
         out = (input - running_mean.reshape(shape)) * (running_var.reshape(shape) + eps) ** -0.5
     if weight is not None:

@@ -1,8 +1,8 @@
 """The primitive ops, by topic, and the Tensor operators and methods that call them.
 
     elementwise   arithmetic, exp/log/tanh/sigmoid, relu/leaky_relu, clamp, where, cast
-    reductions    sum, max (primitives); mean, var (made of them)
-    shape         reshape, permute, broadcast_to, indexing, cat; transpose, flatten, stack ...
+    reductions    sum, max (primitives); mean, var, std, min, argmax ... (made of them)
+    shape         reshape, permute, broadcast_to, indexing, cat, flip; transpose, chunk ...
     linalg        matmul, and the fused Linear op
     conv          unfold/fold (im2col/col2im), and the fused convolution ops
     normalization the fused BatchNorm of training mode
@@ -11,24 +11,30 @@ Importing this package attaches Tensor's operators (``+ - * / ** @``, unary ``-`
 indexing, comparisons) and its method forms (``x.sum()``, ``x.reshape(...)`` ...) to the Tensor
 class, once. ``minigan.autograd`` never imports ops: the arrows point one way.
 """
+from .. import backend
 from ..autograd import Tensor
 from ..backend import xp
 from .conv import col2im, conv_output_size, fold, im2col, unfold
 from .elementwise import (
-    abs, add, cast, clamp, div, exp, leaky_relu, log, log1p, mul, neg, pow, relu, sigmoid, sqrt,
-    sub, tanh, where,
+    abs, add, cast, clamp, div, exp, leaky_relu, log, log1p, mul, neg, pow, relu, sigmoid, sign,
+    sqrt, sub, tanh, where,
 )
 from .linalg import matmul
-from .reductions import max, mean, sum, var
+from .reductions import (
+    amax, amin, argmax, argmin, max, maximum, mean, min, minimum, std, sum, var,
+)
 from .shape import (
-    broadcast_to, cat, flatten, getitem, permute, reshape, squeeze, stack, transpose, unsqueeze,
+    broadcast_to, cat, chunk, clone, flatten, flip, getitem, permute, reshape, split, squeeze,
+    stack, transpose, unsqueeze,
 )
 
 __all__ = [
-    "abs", "add", "broadcast_to", "cast", "cat", "clamp", "col2im", "conv_output_size", "div",
-    "exp", "flatten", "fold", "getitem", "im2col", "leaky_relu", "log", "log1p", "matmul", "max",
-    "mean", "mul", "neg", "permute", "pow", "relu", "reshape", "sigmoid", "sqrt", "squeeze",
-    "stack", "sub", "sum", "tanh", "transpose", "unfold", "unsqueeze", "var", "where",
+    "abs", "add", "amax", "amin", "argmax", "argmin", "broadcast_to", "cast", "cat", "chunk",
+    "clamp", "clone", "col2im", "conv_output_size", "div", "exp", "flatten", "flip", "fold",
+    "getitem", "im2col", "leaky_relu", "log", "log1p", "matmul", "max", "maximum", "mean", "min",
+    "minimum", "mul", "neg", "permute", "pow", "relu", "reshape", "sigmoid", "sign", "split",
+    "sqrt", "squeeze", "stack", "std", "sub", "sum", "tanh", "transpose", "unfold", "unsqueeze",
+    "var", "where",
 ]
 
 
@@ -42,6 +48,24 @@ def _compare(fn):
     return lambda self, other: Tensor(fn(self.data, other.data if isinstance(other, Tensor) else other))
 
 
+def _to(self, *args, **kwargs):
+    """``x.to(device)``, ``x.to(dtype)``, ``x.to(device, dtype)`` or ``x.to(other)``, as in
+    PyTorch. One backend holds every array, so a device is checked, never moved to."""
+    dtype, device = kwargs.pop("dtype", None), kwargs.pop("device", None)
+    kwargs.pop("non_blocking", None)
+    if kwargs:
+        raise TypeError(f"to: unexpected arguments {sorted(kwargs)}")
+    for arg in args:
+        if isinstance(arg, Tensor):
+            dtype = arg.dtype
+        elif isinstance(arg, str) or hasattr(arg, "type"):
+            device = arg
+        else:
+            dtype = arg
+    backend.check_device(device, "to")
+    return self if dtype is None else cast(self, dtype)
+
+
 def _attach():
     operators = {"add": add, "sub": sub, "mul": mul, "truediv": div, "pow": pow, "matmul": matmul}
     for name, fn in operators.items():
@@ -53,16 +77,23 @@ def _attach():
         setattr(Tensor, f"__{name}__", _compare(fn))
     Tensor.__neg__, Tensor.__abs__, Tensor.__getitem__ = neg, abs, getitem
     methods = {
-        "sum": sum, "mean": mean, "max": max, "var": var, "reshape": reshape, "view": reshape,
-        "permute": permute, "transpose": transpose, "flatten": flatten, "broadcast_to": broadcast_to,
-        "unsqueeze": unsqueeze, "squeeze": squeeze, "exp": exp, "log": log, "sqrt": sqrt,
-        "abs": abs, "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "clamp": clamp, "astype": cast,
+        "sum": sum, "mean": mean, "max": max, "min": min, "amax": amax, "amin": amin,
+        "argmax": argmax, "argmin": argmin, "var": var, "std": std, "reshape": reshape,
+        "view": reshape, "permute": permute, "transpose": transpose, "flatten": flatten,
+        "broadcast_to": broadcast_to, "unsqueeze": unsqueeze, "squeeze": squeeze, "flip": flip,
+        "chunk": chunk, "split": split, "clone": clone, "exp": exp, "log": log, "sqrt": sqrt,
+        "abs": abs, "sign": sign, "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "clamp": clamp,
+        "astype": cast, "to": _to, "maximum": maximum, "minimum": minimum, "matmul": matmul,
     }
     for name, fn in methods.items():
         setattr(Tensor, name, fn)
     Tensor.expand = lambda self, *shape: broadcast_to(self, shape[0] if len(shape) == 1 else shape)
     Tensor.float = lambda self: cast(self, xp.float32)
     Tensor.double = lambda self: cast(self, xp.float64)
+    Tensor.long = lambda self: cast(self, xp.int64)
+    Tensor.cpu = lambda self: _to(self, "cpu")
+    Tensor.cuda = lambda self: _to(self, "cuda")
+    Tensor.contiguous = lambda self: self if self.data.flags.c_contiguous else clone(self)
 
 
 _attach()

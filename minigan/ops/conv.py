@@ -19,7 +19,8 @@ Every backward is therefore made of differentiable ops, and second derivatives s
     (2, 27, 9)
 """
 from .. import kernels
-from ..autograd import Function, _as_tensor
+from ..autograd import _as_tensor
+from ..function import Function
 from ..backend import xp
 from ..kernels import conv_output_size  # noqa: F401  (part of this module's interface)
 

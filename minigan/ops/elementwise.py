@@ -10,7 +10,8 @@ back to each input's shape with ``sum_to_shape``.
     >>> x.grad.numpy()
     array([2., 4.], dtype=float32)
 """
-from ..autograd import Function, Tensor
+from ..autograd import Tensor
+from ..function import Function
 from ..backend import xp
 
 
@@ -30,6 +31,26 @@ def sum_to_shape(g, shape):
 def const(array):
     """A tensor outside the graph (masks, signs): treated as a constant by the derivative."""
     return Tensor(array)
+
+
+class ScaleGradient(Function):
+    """g * scale, where ``scale`` is a constant made from x (a mask, a sign, a slope): the
+    backward of the piecewise-linear ops (relu, leaky_relu, abs, clamp). Taking x as an input
+    makes the result a function of x, as it is: differentiated again, it gives x a zero second
+    derivative (PyTorch's answer) instead of "does not require grad"."""
+
+    reads_inputs, reads_output = (), False
+
+    def forward(self, g, x, scale):
+        self.scale = scale
+        return g * scale
+
+    def backward(self, gg):
+        return gg * const(self.scale), None  # d/dx: zero almost everywhere
+
+
+def scale_gradient(g, x, scale):
+    return ScaleGradient.apply(g, x, scale=scale)
 
 
 class Add(Function):
@@ -118,8 +139,10 @@ class Pow(Function):
     def backward(self, g):
         a, b = self.inputs
         ga = sum_to_shape(g * b * a ** (b - 1), a.shape) if self.needs_input_grad[0] else None
-        # d(a^b)/db = a^b log a
-        gb = sum_to_shape(g * self.output * log(a), b.shape) if self.needs_input_grad[1] else None
+        # d(a^b)/db = a^b log a, taken as 0 where a == 0 (0^b is flat in b there, as in PyTorch)
+        gb = None
+        if self.needs_input_grad[1]:
+            gb = sum_to_shape(g * self.output * log(where(a.data == 0, 1.0, a)), b.shape)
         return ga, gb
 
 
@@ -173,7 +196,7 @@ class Abs(Function):
         return xp.abs(a)
 
     def backward(self, g):
-        return g * const(self.sign)
+        return scale_gradient(g, self.inputs[0], self.sign)
 
 
 class Tanh(Function):
@@ -210,7 +233,7 @@ class Relu(Function):
         return xp.maximum(a, 0)  # NaN stays NaN, as in PyTorch
 
     def backward(self, g):
-        return g * const(self.mask)  # float * bool: g where a > 0, else 0
+        return scale_gradient(g, self.inputs[0], self.mask)  # float * bool: g where a > 0, else 0
 
 
 class LeakyRelu(Function):
@@ -233,7 +256,7 @@ class LeakyRelu(Function):
             scale += slope
         else:
             scale = xp.where(self.mask, xp.ones((), dtype=g.dtype), slope)
-        return g * const(scale)
+        return scale_gradient(g, self.inputs[0], scale)
 
 
 class Clamp(Function):
@@ -248,7 +271,7 @@ class Clamp(Function):
         return xp.clip(a, low, high)
 
     def backward(self, g):
-        return g * const(self.mask.astype(g.dtype))
+        return scale_gradient(g, self.inputs[0], self.mask.astype(g.dtype))
 
 
 class Where(Function):
@@ -357,7 +380,15 @@ def where(cond, a, b):
 
 
 def cast(a, dtype):
+    """``a`` as ``dtype``. To an integer or bool dtype the result has no gradient (as in PyTorch)."""
     dtype = xp.dtype(dtype)
     if a.dtype == dtype:
         return a
+    if dtype.kind != "f":
+        return Tensor(a.data.astype(dtype))
     return Cast.apply(a, dtype=dtype)
+
+
+def sign(a):
+    """-1, 0 or 1 per element; its derivative is 0 (a constant, as in PyTorch)."""
+    return Tensor(xp.sign(a.data))

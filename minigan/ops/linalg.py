@@ -11,7 +11,8 @@ transposed, and Adam then ran ~3x slower over it), and the bias is added in plac
     >>> (mg.ones(2, 3) @ mg.ones(3, 4)).shape
     (2, 4)
 """
-from ..autograd import Function, _as_tensor
+from ..autograd import _as_tensor
+from ..function import Function
 from .. import kernels
 from .elementwise import sum_to_shape
 

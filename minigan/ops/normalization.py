@@ -4,7 +4,8 @@ Its definition is the composition of primitives ``normalize_batch`` below (mean,
 multiply, power -1/2), used by ``minigan.functional.reference.batch_norm``; the fused op must
 agree with it in values, first and second derivatives, and the tests check that it does.
 """
-from ..autograd import Function, grad, is_grad_enabled
+from ..autograd import grad, is_grad_enabled
+from ..function import Function
 from ..backend import xp
 from .elementwise import const
 from .reductions import kept_shape, mean
@@ -55,7 +56,7 @@ class BatchNormTrain(Function):
             grads = iter(grad(out, wanted, grad_outputs=g, create_graph=True, allow_unused=True))
             return tuple(next(grads) if need else None for need in self.needs_input_grad)
         gd, xhat = g.data, self.xhat
-        count = gd.size // weight.size
+        count = gd.size // weight.data.size
         dbias = xp.sum(gd, axis=self.axes, keepdims=True)
         dweight = xp.sum(gd * xhat, axis=self.axes, keepdims=True)
         dx = None

@@ -12,7 +12,8 @@ indexed places (``IndexAdd``, whose own backward is indexing again).
 import math
 
 from .. import backend
-from ..autograd import Function, Tensor, _as_tensor
+from ..autograd import Tensor, _as_tensor
+from ..function import Function
 from ..backend import xp
 from .elementwise import sum_to_shape
 from .reductions import check_dim
@@ -102,6 +103,27 @@ class IndexAdd(Function):
         return GetItem.apply(g, index=self.index)
 
 
+class Clone(Function):
+    reads_inputs, reads_output = (), False
+
+    def forward(self, a):
+        return a.copy()
+
+    def backward(self, g):
+        return g
+
+
+class Flip(Function):
+    reads_inputs, reads_output = (), False
+
+    def forward(self, a, axes):
+        self.axes = axes
+        return xp.flip(a, axis=axes)
+
+    def backward(self, g):
+        return Flip.apply(g, axes=self.axes)
+
+
 class Cat(Function):
     reads_inputs, reads_output = (), False
 
@@ -127,7 +149,7 @@ def _shape_args(shape):
 def reshape(a, *shape):
     shape = _shape_args(shape)
     size = math.prod(n for n in shape if n != -1)
-    if shape.count(-1) > 1 or (-1 not in shape and size != a.size) or (size and a.size % size):
+    if shape.count(-1) > 1 or (-1 not in shape and size != a.numel()) or (size and a.numel() % size):
         raise ValueError(f"reshape: cannot reshape a tensor of shape {a.shape} into {shape}")
     return Reshape.apply(a, shape=shape)
 
@@ -185,7 +207,9 @@ def getitem(a, index):
     return GetItem.apply(a, index=_index_data(index))
 
 
-def cat(tensors, axis=0):
+def cat(tensors, dim=0, *, axis=None):
+    """Join tensors along ``dim`` (``axis`` is NumPy's name for it)."""
+    axis = dim if axis is None else axis
     tensors = list(tensors)
     if not tensors:
         raise ValueError("cat: expected a non-empty list of tensors")
@@ -200,9 +224,51 @@ def cat(tensors, axis=0):
     return Cat.apply(*tensors, axis=axis)
 
 
-def stack(tensors, axis=0):
+def stack(tensors, dim=0, *, axis=None):
+    """Join tensors along a new dimension ``dim``."""
+    axis = dim if axis is None else axis
     tensors = [_as_tensor(t, None) for t in tensors]
     if not tensors:
         raise ValueError("stack: expected a non-empty list of tensors")
     axis = check_dim(axis, tensors[0].ndim, "stack", extra=1)
     return cat([unsqueeze(t, axis) for t in tensors], axis)
+
+
+def clone(a):
+    """A copy with its own memory that stays in the graph (the gradient passes straight through)."""
+    return Clone.apply(a)
+
+
+def flip(a, dims):
+    """Reverse the order of elements along ``dims`` (an int or a sequence)."""
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    return Flip.apply(a, axes=tuple(check_dim(d, a.ndim, "flip") for d in dims))
+
+
+def split(a, split_size_or_sections, dim=0):
+    """Pieces of ``split_size_or_sections`` along ``dim`` (the last may be smaller), or of the
+    listed sizes; views in the graph, as in PyTorch."""
+    dim = check_dim(dim, a.ndim, "split")
+    n = a.shape[dim]
+    if isinstance(split_size_or_sections, int):
+        if split_size_or_sections <= 0:
+            raise ValueError(f"split: split_size must be positive, got {split_size_or_sections}")
+        sizes = [min(split_size_or_sections, n - start) for start in range(0, n, split_size_or_sections)]
+    else:
+        sizes = list(split_size_or_sections)
+        if sum(sizes) != n:
+            raise ValueError(f"split: sizes {sizes} do not add up to {n}, the length of dimension {dim}")
+    pieces, start, lead = [], 0, (slice(None),) * dim
+    for size in sizes:
+        pieces.append(a[lead + (slice(start, start + size),)])
+        start += size
+    return tuple(pieces)
+
+
+def chunk(a, chunks, dim=0):
+    """``chunks`` pieces along ``dim`` (the last may be smaller or fewer come back, as in PyTorch)."""
+    if chunks <= 0:
+        raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    n = a.shape[check_dim(dim, a.ndim, "chunk")]
+    return split(a, max(1, -(-n // chunks)), dim)
+
