@@ -13,7 +13,8 @@ state needs: its 128-bit state does not fit in an int64 array.
 
 Every file is written atomically: to a temporary file in the same folder, flushed to disk, then
 moved over the target with ``os.replace``. A crash mid-write leaves the old file, never half a
-new one; the temporary file it leaves behind is removed by the next write to the same path.
+new one; the temporary file it leaves behind is removed by a later write to the same path
+(once its writer is gone and it is a minute old).
 
 >>> save({"step": 3, "w": np.zeros(2)}, "state.npz")            # doctest: +SKIP
 >>> load("state.npz")                                          # doctest: +SKIP
