@@ -17,6 +17,7 @@ import os
 
 import minigan as mg
 from minigan import viz
+from minigan.experiment import non_negative_int
 
 
 def show_graph(t, depth=0):
@@ -31,7 +32,7 @@ def show_graph(t, depth=0):
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Lesson 01: autograd and second derivatives")
     parser.add_argument("--out", default="runs/01_autograd")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--quick", action="store_true", help="fewer plot points (for smoke tests)")
     args = parser.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)

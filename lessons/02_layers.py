@@ -21,6 +21,7 @@ import os
 import minigan as mg
 from minigan import F, nn, viz
 from minigan.data import load_dataset
+from minigan.experiment import non_negative_int
 
 np_round = 3  # digits shown when printing matrices
 
@@ -247,7 +248,7 @@ def main(argv=None):
                         help="where the pictured image comes from (default digits, built in)")
     parser.add_argument("--data-root", default=None, help="folder with the MNIST files")
     parser.add_argument("--out", default=os.path.join("runs", "02_layers"))
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--quick", action="store_true",
                         help="fewer BatchNorm batches (for smoke tests)")
     args = parser.parse_args(argv)

@@ -23,8 +23,8 @@ Outputs in runs/03_mlp_gan/: samples_<step>.png from fixed noise, samples_final.
 history.png (losses, d_real, d_fake), metrics.json, checkpoint.npz and samples.npy.
 """
 import minigan as mg
-from minigan import F, metrics, nn, optim
-from minigan.data import forever, load_dataset
+from minigan import F, nn, optim
+from minigan.data import forever
 from minigan.experiment import Run, generate, lesson_parser
 
 LATENT = 64
@@ -77,16 +77,17 @@ def main(argv=None):
     args = lesson_parser("03_mlp_gan", __doc__, steps=6000, batch_size=64).parse_args(argv)
     run = Run(args, sample_every=500)
     mg.manual_seed(args.seed)
-    data = load_dataset(args.dataset, root=args.data_root)
+    data = run.load_dataset()
     fixed_z = mg.randn(64, LATENT)  # the same 64 noise vectors for every grid
 
     G, D = make_generator(), make_discriminator()
     opt_g = optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
-    start = run.resume(models, optimizers)
+    batches = forever(data, args.batch_size)  # endless shuffled batches, reshuffled every epoch
+    # Everything a resumed run needs, down to the data stream's place in its epoch.
+    models, optimizers, streams = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}, {"real": batches}
+    start = run.resume(models, optimizers, streams)
 
-    batches = forever(data, args.batch_size)
     for step in run.steps(start):
         real = next(batches)[0].reshape(args.batch_size, IMAGE)
         fake = G(mg.randn(args.batch_size, LATENT))
@@ -107,13 +108,10 @@ def main(argv=None):
                 d_real=mg.sigmoid(real_logits).mean(), d_fake=mg.sigmoid(fake_logits).mean())
         if run.should_sample(step):
             run.save_grid(generate(G, fixed_z, image_shape=(1, 28, 28)), step)
-            run.save_checkpoint(step + 1, models, optimizers)
+            run.save_checkpoint(step + 1, models, optimizers, streams)
 
-    samples = generate(G, mg.randn(1000, LATENT), image_shape=(1, 28, 28)).numpy()
-    real = data.images[:1000].astype("float32") / 127.5 - 1
-    run.finish(generate(G, fixed_z, image_shape=(1, 28, 28)), samples, metrics={
-        **metrics.compare_to_real(samples, real),
-    })
+    # The final grid, 1,000 samples compared with 1,000 real images, metrics.json.
+    run.finish_gan(G, fixed_z, data, image_shape=(1, 28, 28))
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ Outputs in runs/04_dcgan/: samples_<step>.png from fixed noise, samples_final.pn
 history.png (losses, d_real, d_fake), metrics.json, checkpoint.npz and samples.npy.
 """
 import minigan as mg
-from minigan import F, metrics, nn, optim
-from minigan.data import forever, load_dataset
-from minigan.experiment import Run, generate, lesson_parser
+from minigan import F, nn, optim
+from minigan.data import forever
+from minigan.experiment import Run, dcgan_init, generate, lesson_parser
 
 LATENT = 100
 
@@ -57,18 +57,6 @@ def make_discriminator():
     )
 
 
-def dcgan_init(module):
-    """The paper's initialisation: conv weights ~ N(0, 0.02); BatchNorm scale ~ N(1, 0.02),
-    shift 0. Small weights keep early activations small, so neither player saturates at once."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
-
-
 def discriminator_loss(D, real, fake):
     """BCE(D(x), 1) + BCE(D(G(z)), 0) = -log D(x) - log(1 - D(G(z))), on logits.
 
@@ -96,17 +84,20 @@ def main(argv=None):
     args = parser.parse_args(argv)
     run = Run(args, sample_every=200)
     mg.manual_seed(args.seed)
-    data = load_dataset(args.dataset, root=args.data_root)
+    data = run.load_dataset()
     fixed_z = mg.randn(64, LATENT, 1, 1)  # the same 64 noise vectors for every grid
 
+    # The paper's initialisation, applied to every layer: conv weights ~ N(0, 0.02), BatchNorm
+    # scale ~ N(1, 0.02) and shift 0. Small weights keep early activations small, so neither
+    # player saturates at once.
     G = make_generator().apply(dcgan_init)
     D = make_discriminator().apply(dcgan_init)
     opt_g = optim.Adam(G.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
-    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
-    start = run.resume(models, optimizers)
-
     batches = forever(data, args.batch_size)
+    models, optimizers, streams = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}, {"real": batches}
+    start = run.resume(models, optimizers, streams)
+
     for step in run.steps(start):
         real = next(batches)[0]
         fake = G(mg.randn(args.batch_size, LATENT, 1, 1))
@@ -130,13 +121,9 @@ def main(argv=None):
             # generate() samples in eval mode: G's BatchNorm then uses the running statistics
             # gathered in training, so each image depends on its own noise only
             run.save_grid(generate(G, fixed_z), step)
-            run.save_checkpoint(step + 1, models, optimizers)
+            run.save_checkpoint(step + 1, models, optimizers, streams)
 
-    samples = generate(G, mg.randn(1000, LATENT, 1, 1)).numpy()
-    real = data.images[:1000].astype("float32") / 127.5 - 1
-    run.finish(generate(G, fixed_z), samples, metrics={
-        **metrics.compare_to_real(samples, real),
-    })
+    run.finish_gan(G, fixed_z, data)  # final grid, 1,000 samples vs real images, metrics.json
 
 
 if __name__ == "__main__":

@@ -43,8 +43,8 @@ import os
 
 import minigan as mg
 from minigan import F, metrics, nn, optim, viz
-from minigan.data import forever, load_dataset
-from minigan.experiment import Run, generate, lesson_parser
+from minigan.data import forever, to_tanh_range
+from minigan.experiment import Run, generate, lesson_parser, positive_int
 
 LATENT = 64
 IMAGE = 28 * 28
@@ -76,7 +76,7 @@ class Experiment:
     lr_g: float = 2e-4
     d_steps: int = 1                # D updates per training step
     g_steps: int = 1                # G updates per training step
-    head_start: int = 0             # first steps in which only D trains (at most 1/3 of the run)
+    head_start: int = 0             # first steps in which only D trains (--quick: at most 2)
     batch_size: int = None          # None: the --batch-size flag
     fixes: str = None               # the experiment whose failure this one repairs
 
@@ -142,24 +142,31 @@ def diversity(images):
     return {"cosine": metrics.mean_pairwise_cosine(images), "pixel_std": metrics.pixel_std(images)}
 
 
+def feature_distance(samples, real):
+    """How far the samples are from real images (for metrics.json; lower is closer)."""
+    return {"feature_distance": metrics.feature_distance(real, samples)}
+
+
 def train(name, exp, args, data, diversity_z):
-    """Train one experiment in its own run directory; returns (run, grid images, 1000 samples)."""
+    """Train one experiment in its own run directory; returns (run, G, the grid's fixed noise)."""
     run_args = copy.copy(args)
     run_args.out = os.path.join(args.out, name)
     run_args.batch_size = exp.batch_size or args.batch_size
-    run = Run(run_args, sample_every=max(50, args.steps // 4))
+    run = Run(run_args, sample_every=max(50, args.steps // 4), dataset=data)
     mg.manual_seed(args.seed)
     fixed_z = mg.randn(64, LATENT)
     G, D = make_generator(), make_discriminator()
     opt_g = optim.Adam(G.parameters(), lr=exp.lr_g, betas=(0.5, 0.999))
     opt_d = optim.Adam(D.parameters(), lr=exp.lr_d, betas=(0.5, 0.999))
-    models, optimizers = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}
-    start = run.resume(models, optimizers)
-
     batch = run_args.batch_size
     batches = forever(data, batch)
-    head_start = min(exp.head_start, args.steps // 3)
-    spread = None
+    models, optimizers, streams = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}, {"real": batches}
+    start = run.resume(models, optimizers, streams)
+
+    head_start = min(exp.head_start, QUICK_HEAD_START) if args.quick else exp.head_start
+    # diversity is measured every few steps and logged at every step: a resumed run carries
+    # on with the last value it logged
+    spread = {k: run.history[k][-1] for k in ("cosine", "pixel_std")} if start else None
     for step in run.steps(start):
         for _ in range(exp.d_steps):
             real = next(batches)[0].reshape(batch, IMAGE)
@@ -172,9 +179,8 @@ def train(name, exp, args, data, diversity_z):
                 grad_g=grad_g, **spread)
         if run.should_sample(step):
             run.save_grid(generate(G, fixed_z, image_shape=(1, 28, 28)), step)
-            run.save_checkpoint(step + 1, models, optimizers)
-    grid = generate(G, fixed_z, image_shape=(1, 28, 28))
-    return run, grid, generate(G, mg.randn(1000, LATENT), image_shape=(1, 28, 28)).numpy()
+            run.save_checkpoint(step + 1, models, optimizers, streams)
+    return run, G, fixed_z
 
 
 def plot_run(history, path):
@@ -274,13 +280,14 @@ def diagnose(history, reference=None):
 
 # --- the lesson ---------------------------------------------------------------------------------
 QUICK_EXPERIMENTS = ("saturating", "collapse")  # for --quick: both losses, head start, g_steps
+QUICK_HEAD_START = 2  # --quick runs 6 steps: G trains in the last 4 at least
 
 
 def parse_args(argv=None):
     parser = lesson_parser("05_failure_modes", __doc__, steps=1400, batch_size=64, quick_steps=6)
     parser.add_argument("--experiments", default="all",
                         help="comma-separated names, or 'all' (default; --quick runs two)")
-    parser.add_argument("--diversity-every", type=int, default=50,
+    parser.add_argument("--diversity-every", type=positive_int, default=50,
                         help="steps between diversity measurements (default 50)")
     parser.add_argument("--list", action="store_true", help="print the experiments and exit")
     args = parser.parse_args(argv)
@@ -328,28 +335,28 @@ def main(argv=None):
         return
     top = Run(args)  # the lesson's own directory, for the summary
     mg.manual_seed(args.seed)
-    data = load_dataset(args.dataset, root=args.data_root)
+    data = top.load_dataset()
     diversity_z = mg.randn(64 if args.quick else 256, LATENT)
-    real = data.images[:1000].astype("float32") / 127.5 - 1
-    reference = diversity(real[:256])
-    print(f"real {args.dataset}: mean pairwise cosine {reference['cosine']:.3f}, "
+    reference = diversity(to_tanh_range(data.images[:256]))
+    print(f"real {data.name}: mean pairwise cosine {reference['cosine']:.3f}, "
           f"pixel std {reference['pixel_std']:.3f}")
 
     results = {}
     for name in args.names:
         exp = EXPERIMENTS[name]
         print(f"\n== {name}: {exp.title}")
-        run, grid, samples = train(name, exp, args, data, diversity_z)
+        run, G, fixed_z = train(name, exp, args, data, diversity_z)
         diagnosis = diagnose(run.history, reference)
         print(f"   diagnosis: {diagnosis}")
         if exp.fixes in results:
             before = results[exp.fixes]["diagnosis"].mode
             print(f"   repairs {exp.fixes}: {before} -> {diagnosis.mode}")
-        run.finish(grid, samples, plot=False, metrics={
-            "experiment": dataclasses.asdict(exp), "diagnosis": dataclasses.asdict(diagnosis),
-            "feature_distance": metrics.feature_distance(real, samples)})
+        grid, samples, _ = run.finish_gan(
+            G, fixed_z, data, image_shape=(1, 28, 28), plot=False, compare=feature_distance,
+            metrics={"experiment": dataclasses.asdict(exp),
+                     "diagnosis": dataclasses.asdict(diagnosis)})
         plot_run(run.history, os.path.join(run.dir, "history.png"))
-        results[name] = {"diagnosis": diagnosis, "grid": grid.numpy(), "history": run.history,
+        results[name] = {"diagnosis": diagnosis, "grid": grid, "history": run.history,
                          "samples": samples, "seconds": run.elapsed()}
 
     summary_pictures(results, reference, args.out)

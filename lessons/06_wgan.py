@@ -31,9 +31,9 @@ Outputs in runs/06_wgan/: samples_<step>.png from fixed noise, samples_final.png
 import os
 
 import minigan as mg
-from minigan import metrics, nn, optim, viz
-from minigan.data import forever, load_dataset
-from minigan.experiment import Run, generate, lesson_parser
+from minigan import nn, optim, viz
+from minigan.data import forever
+from minigan.experiment import Run, dcgan_generator, dcgan_init, generate, lesson_parser
 
 LATENT = 100
 G_WIDTH = 32         # G: 4 * G_WIDTH channels at 7x7, 2 * G_WIDTH at 14x14 (half of lesson 04's)
@@ -41,17 +41,6 @@ C_WIDTH = 64         # critic: C_WIDTH channels at 14x14, 2 * C_WIDTH at 7x7 (as
 CRITIC_STEPS = 5     # critic updates per generator update (the paper's n_critic)
 CLIP = 0.01          # every critic parameter is kept in [-CLIP, CLIP]
 LR = 5e-5            # RMSprop, as in the paper: momentum-based optimisers (Adam) made it unstable
-
-
-def make_generator():
-    """The DCGAN generator of lesson 04 at a smaller width: z -> 7x7 -> 14x14 -> 28x28."""
-    return nn.Sequential(
-        nn.ConvTranspose2d(LATENT, 4 * G_WIDTH, 7, 1, 0, bias=False),
-        nn.BatchNorm2d(4 * G_WIDTH), nn.ReLU(),
-        nn.ConvTranspose2d(4 * G_WIDTH, 2 * G_WIDTH, 4, 2, 1, bias=False),
-        nn.BatchNorm2d(2 * G_WIDTH), nn.ReLU(),
-        nn.ConvTranspose2d(2 * G_WIDTH, 1, 4, 2, 1), nn.Tanh(),
-    )
 
 
 def make_critic():
@@ -65,17 +54,6 @@ def make_critic():
         nn.Conv2d(C_WIDTH, 2 * C_WIDTH, 4, 2, 1), nn.LeakyReLU(0.2),
         nn.Conv2d(2 * C_WIDTH, 1, 7, 1, 0), nn.Flatten(0),
     )
-
-
-def dcgan_init(module):
-    """Conv weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02), as in lesson 04."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
 
 
 def critic_loss(C, real, fake):
@@ -109,18 +87,20 @@ def main(argv=None):
     args = parser.parse_args(argv)
     run = Run(args, sample_every=200)
     mg.manual_seed(args.seed)
-    data = load_dataset(args.dataset, root=args.data_root)
+    data = run.load_dataset()
     fixed_z = mg.randn(64, LATENT, 1, 1)
 
-    G = make_generator().apply(dcgan_init)
+    # G is lesson 04's DCGAN generator at half its width. Both nets start from the DCGAN
+    # initialisation (conv weights ~ N(0, 0.02)); the critic's are then clipped.
+    G = dcgan_generator(LATENT, G_WIDTH).apply(dcgan_init)
     C = make_critic().apply(dcgan_init)
     clip_weights(C)
     opt_g = optim.RMSprop(G.parameters(), lr=LR)
     opt_c = optim.RMSprop(C.parameters(), lr=LR)
-    models, optimizers = {"G": G, "C": C}, {"G": opt_g, "C": opt_c}
-    start = run.resume(models, optimizers)
-
     batches = forever(data, args.batch_size)
+    models, optimizers, streams = {"G": G, "C": C}, {"G": opt_g, "C": opt_c}, {"real": batches}
+    start = run.resume(models, optimizers, streams)
+
     for step in run.steps(start):
         # Critic: several updates against a fixed G, so its estimate is a decent one before G
         # moves. The fakes are made under no_grad: the critic's update needs no path into G.
@@ -144,7 +124,7 @@ def main(argv=None):
         run.log(step, loss_critic=loss_c, loss_g=loss_g, wasserstein_estimate=estimate)
         if run.should_sample(step):
             run.save_grid(generate(G, fixed_z), step)
-            run.save_checkpoint(step + 1, models, optimizers)
+            run.save_checkpoint(step + 1, models, optimizers, streams)
 
     h = run.history
     viz.plot_panels({
@@ -152,11 +132,7 @@ def main(argv=None):
         "the critic's Wasserstein estimate E[C(real)] - E[C(fake)]":
             {"wasserstein_estimate": h["wasserstein_estimate"]},
     }, os.path.join(run.dir, "history.png"), steps=h["step"])
-    samples = generate(G, mg.randn(1000, LATENT, 1, 1)).numpy()
-    real = data.images[:1000].astype("float32") / 127.5 - 1
-    run.finish(generate(G, fixed_z), samples, plot=False, metrics={
-        **metrics.compare_to_real(samples, real),
-    })
+    run.finish_gan(G, fixed_z, data, plot=False)
 
 
 if __name__ == "__main__":

@@ -33,27 +33,15 @@ samples.npy.
 import os
 
 import minigan as mg
-from minigan import io, metrics, nn, optim, viz
-from minigan.data import forever, load_dataset
-from minigan.experiment import Run, generate, lesson_parser
+from minigan import io, nn, optim, viz
+from minigan.data import forever
+from minigan.experiment import Run, dcgan_generator, dcgan_init, fork_rng, generate, lesson_parser
 
 LATENT = 100
 WIDTH = 32           # channels of the critic's first layer; G mirrors it (2 * WIDTH, 4 * WIDTH)
 CRITIC_STEPS = 5     # critic updates per generator update
 LAMBDA = 10.0        # weight of the gradient penalty (the paper's value for every experiment)
 HISTOGRAM_BATCH = 256  # interpolates behind each histogram in grad_norms.png
-
-
-def make_generator():
-    """The DCGAN generator of lesson 04 at a smaller width: z -> 7x7 -> 14x14 -> 28x28.
-    BatchNorm is fine here: the penalty is about the critic's gradient, not G's."""
-    return nn.Sequential(
-        nn.ConvTranspose2d(LATENT, 4 * WIDTH, 7, 1, 0, bias=False),
-        nn.BatchNorm2d(4 * WIDTH), nn.ReLU(),
-        nn.ConvTranspose2d(4 * WIDTH, 2 * WIDTH, 4, 2, 1, bias=False),
-        nn.BatchNorm2d(2 * WIDTH), nn.ReLU(),
-        nn.ConvTranspose2d(2 * WIDTH, 1, 4, 2, 1), nn.Tanh(),
-    )
 
 
 def make_critic():
@@ -69,18 +57,6 @@ def make_critic():
         nn.Conv2d(WIDTH, 2 * WIDTH, 4, 2, 1), nn.LayerNorm((2 * WIDTH, 7, 7)), nn.LeakyReLU(0.2),
         nn.Conv2d(2 * WIDTH, 1, 7, 1, 0), nn.Flatten(0),
     )
-
-
-def dcgan_init(module):
-    """Conv weights ~ N(0, 0.02), BatchNorm scale ~ N(1, 0.02), as in lesson 04 (LayerNorm
-    keeps its default: scale 1, shift 0)."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
 
 
 def interpolate(real, fake):
@@ -120,10 +96,14 @@ def generator_loss(C, fake):
 
 
 def norm_snapshot(C, G, data, n=HISTOGRAM_BATCH):
-    """Gradient norms at n fresh interpolates, for one histogram (no graph kept)."""
-    real = next(forever(data, n))[0]
-    fake = generate(G, mg.randn(n, LATENT, 1, 1))
-    return gradient_norms(C, interpolate(real, fake), create_graph=False).numpy()
+    """Gradient norms at n fresh interpolates, for one histogram (no graph kept).
+
+    A measurement, not part of training: fork_rng puts minigan's RNG back afterwards, so the
+    training draws the same noise and batches whether or not a snapshot was taken."""
+    with fork_rng():
+        real = next(forever(data, min(n, len(data))))[0]
+        fake = generate(G, mg.randn(len(real), LATENT, 1, 1))
+        return gradient_norms(C, interpolate(real, fake), create_graph=False).numpy()
 
 
 def main(argv=None):
@@ -131,15 +111,19 @@ def main(argv=None):
     args = parser.parse_args(argv)
     run = Run(args, sample_every=150)
     mg.manual_seed(args.seed)
-    data = load_dataset(args.dataset, root=args.data_root)
+    data = run.load_dataset()
     fixed_z = mg.randn(64, LATENT, 1, 1)
 
-    G = make_generator().apply(dcgan_init)
+    # G is lesson 04's DCGAN generator at half its width, with BatchNorm: the penalty is about
+    # the critic's gradient, not G's. Both start from the DCGAN initialisation (LayerNorm
+    # keeps its default: scale 1, shift 0).
+    G = dcgan_generator(LATENT, WIDTH).apply(dcgan_init)
     C = make_critic().apply(dcgan_init)
     opt_g = optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.9))
     opt_c = optim.Adam(C.parameters(), lr=1e-4, betas=(0.0, 0.9))
-    models, optimizers = {"G": G, "C": C}, {"G": opt_g, "C": opt_c}
-    start = run.resume(models, optimizers)
+    batches = forever(data, args.batch_size)
+    models, optimizers, streams = {"G": G, "C": C}, {"G": opt_g, "C": opt_c}, {"real": batches}
+    start = run.resume(models, optimizers, streams)
 
     # Histograms of gradient norms at the start and at every sample point, kept on disk so a
     # resumed run continues the same picture.
@@ -148,7 +132,6 @@ def main(argv=None):
     if not start:
         snapshots["step 0"] = norm_snapshot(C, G, data)
 
-    batches = forever(data, args.batch_size)
     for step in run.steps(start):
         for _ in range(CRITIC_STEPS):
             real = next(batches)[0]
@@ -170,7 +153,7 @@ def main(argv=None):
             run.save_grid(generate(G, fixed_z), step)
             snapshots[f"step {step + 1}"] = norm_snapshot(C, G, data)
             io.save(snapshots, norms_path)
-            run.save_checkpoint(step + 1, models, optimizers)
+            run.save_checkpoint(step + 1, models, optimizers, streams)
 
     viz.plot_histograms(snapshots, os.path.join(run.dir, "grad_norms.png"), reference=1.0,
                         xlabel="||grad C(x_hat)||", title="Critic gradient norms at interpolates",
@@ -183,13 +166,10 @@ def main(argv=None):
         "mean ||grad C(x_hat)|| at interpolates (the penalty pulls it to 1)":
             {"grad_norm": h["grad_norm"]},
     }, os.path.join(run.dir, "history.png"), steps=h["step"])
-    samples = generate(G, mg.randn(1000, LATENT, 1, 1)).numpy()
-    real = data.images[:1000].astype("float32") / 127.5 - 1
     final_norms = snapshots[f"step {args.steps}"]
-    run.finish(generate(G, fixed_z), samples, plot=False, metrics={
+    run.finish_gan(G, fixed_z, data, plot=False, metrics={
         "grad_norm_mean": float(final_norms.mean()),
         "grad_norm_std": float(final_norms.std()),
-        **metrics.compare_to_real(samples, real),
     })
 
 

@@ -1,30 +1,72 @@
 """The scaffolding every GAN lesson shares, so each lesson file stays about its one idea.
 
-A lesson asks ``lesson_parser`` for the usual flags (--steps, --batch-size, --dataset, --out,
---seed, --quick, --resume) and keeps a ``Run``: the run directory with its sample grids from
-fixed noise, the loss history and its plot, the checkpoint a resumed run continues from, the
-final samples and a small metrics file.
+A lesson asks ``lesson_parser`` for the usual flags (--steps, --batch-size, --dataset,
+--data-root, --train-size, --out, --seed, --quick, --resume) and keeps a ``Run``: the run
+directory with its sample grids from fixed noise, the loss history and its plot, the checkpoint
+a resumed run continues from, the final samples and a small metrics file.
 
-    args = lesson_parser("04_dcgan", __doc__, steps=1500, batch_size=64).parse_args()
-    run = Run(args)
-    start = run.resume(models={"G": G, "D": D}, optimizers={"G": opt_g, "D": opt_d})
+    args = lesson_parser("04_dcgan", __doc__, steps=1200, batch_size=32).parse_args()
+    run = Run(args, sample_every=200)
+    mg.manual_seed(args.seed)
+    data = run.load_dataset()
+    batches = forever(data, args.batch_size)
+    models, optimizers, streams = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}, {"real": batches}
+    start = run.resume(models, optimizers, streams)
     for step in run.steps(start):
         ...
         run.log(step, loss_d=..., loss_g=...)
+        if run.should_sample(step):
+            run.save_grid(generate(G, fixed_z), step)
+            run.save_checkpoint(step + 1, models, optimizers, streams)
+    run.finish_gan(G, fixed_z, data)
+
+A checkpoint holds the models, optimizers, data streams (the epoch's order and the position in
+it), minigan's RNG and the history, so ``--resume`` continues bit for bit where the run stopped:
+a run of N steps, or one stopped at any checkpoint and resumed to N, ends with the same
+weights, history, samples and metrics.
+
+The module also holds what several lessons build the same way: ``dcgan_init`` (the DCGAN
+paper's initialisation), ``dcgan_generator`` (lesson 04's generator at any width) and
+``fork_rng`` (for measurements that must not disturb the training's random numbers).
 """
 import argparse
+import contextlib
 import json
+import math
 import os
+import sys
 import time
 
 import numpy as np
 
-from . import io, viz
-from .autograd import no_grad
-from .ops import cat
+from . import cat, get_rng_state, io, nn, no_grad, randn, set_rng_state, viz
+from .data import load_dataset, to_tanh_range
+from .metrics import compare_to_real
 from .progress import progress
 
 DATASET_CHOICES = ("digits", "mnist", "fashion-mnist")
+FINAL_SAMPLES = 1000  # samples compared with as many real images at the end of a GAN lesson
+
+
+# --- flags --------------------------------------------------------------------------------------
+def positive_int(text):
+    """argparse type: an integer >= 1 (--steps, --batch-size, ...)."""
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def non_negative_int(text):
+    """argparse type: an integer >= 0 (--seed)."""
+    return _int_at_least(text, 0, "an integer >= 0")
+
+
+def _int_at_least(text, low, expected):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
+    return value
 
 
 class LessonParser(argparse.ArgumentParser):
@@ -39,26 +81,33 @@ class LessonParser(argparse.ArgumentParser):
 
 
 def lesson_parser(name, description, steps, batch_size, datasets=DATASET_CHOICES, quick_steps=12):
-    """The flags every lesson takes; ``--quick`` runs ``quick_steps`` steps for smoke tests
-    (unless --steps is given too)."""
+    """The flags every GAN lesson takes; ``--quick`` runs ``quick_steps`` steps for smoke tests
+    (unless --steps is given too). Counts must be positive and the seed >= 0: anything else is
+    an argparse error that names the flag and the value."""
     parser = LessonParser(
         prog=f"lessons/{name}.py", description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=int, default=None, help=f"training steps (default {steps})")
-    parser.add_argument("--batch-size", type=int, default=batch_size, help=f"default {batch_size}")
+    parser.add_argument("--steps", type=positive_int, default=None,
+                        help=f"training steps in all, counted from the start of the run even "
+                             f"with --resume (default {steps})")
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size,
+                        help=f"default {batch_size}")
     if datasets:
         parser.add_argument("--dataset", choices=datasets, default=datasets[0],
                             help=f"default {datasets[0]} (built in, works offline)")
         parser.add_argument("--data-root", default=None,
                             help="folder with the MNIST files (default $MINIGAN_DATA or ~/.cache/minigan)")
+        parser.add_argument("--train-size", type=positive_int, default=None, metavar="N",
+                            help="train on the first N images of the dataset (default: all)")
     parser.add_argument("--out", default=os.path.join("runs", name), help="run directory")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--quick", action="store_true", help=f"{quick_steps} steps, for smoke tests")
     parser.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
     parser.set_defaults(quick_steps=quick_steps, default_steps=steps)
     return parser
 
 
+# --- pieces several lessons share ---------------------------------------------------------------
 def generate(G, z, chunk=250, image_shape=None):
     """Images from noise ``z`` in eval mode, without a graph, ``chunk`` at a time.
 
@@ -75,13 +124,60 @@ def generate(G, z, chunk=250, image_shape=None):
     return images if image_shape is None else images.reshape(len(z), *image_shape)
 
 
-class Run:
-    """One training run's directory and records."""
+def dcgan_init(module):
+    """The DCGAN paper's initialisation, for ``model.apply(dcgan_init)``: convolution weights
+    ~ N(0, 0.02) and biases 0; BatchNorm scale ~ N(1, 0.02) and shift 0. Other layers keep
+    their own initialisation. Small weights keep early activations small, so neither player
+    saturates at once."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.BatchNorm2d):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
 
-    def __init__(self, args, sample_every=None):
+
+def dcgan_generator(latent, width):
+    """Lesson 04's DCGAN generator for 28x28 grey images, ``width`` setting its channels:
+    z as a (latent, 1, 1) image -> 4*width x 7x7 -> 2*width x 14x14 -> 1 x 28x28, with
+    BatchNorm and ReLU between and tanh at the end (lesson 04 writes it out, at width 64)."""
+    return nn.Sequential(
+        nn.ConvTranspose2d(latent, 4 * width, 7, 1, 0, bias=False),
+        nn.BatchNorm2d(4 * width), nn.ReLU(),
+        nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1, bias=False),
+        nn.BatchNorm2d(2 * width), nn.ReLU(),
+        nn.ConvTranspose2d(2 * width, 1, 4, 2, 1), nn.Tanh(),
+    )
+
+
+@contextlib.contextmanager
+def fork_rng():
+    """Draw from minigan's RNG inside the block; afterwards it is back where it was.
+
+    For measurements taken during training (a histogram of gradient norms, say): the training
+    after the block draws the same numbers whether the measurement ran or not, so a run stopped
+    and resumed at another step than an uninterrupted one still matches it."""
+    state = get_rng_state()
+    try:
+        yield
+    finally:
+        set_rng_state(state)
+
+
+# --- one run ------------------------------------------------------------------------------------
+class Run:
+    """One training run's directory and records.
+
+    ``dataset`` is the dataset the run trains on when it is loaded elsewhere (several runs
+    sharing one); otherwise ``load_dataset()`` loads it. Either way metrics.json names it.
+    """
+
+    def __init__(self, args, sample_every=None, dataset=None):
         self.args = args
         self.dir = args.out
         os.makedirs(self.dir, exist_ok=True)
+        self.dataset = dataset
         self.history = {"step": []}
         self.sample_every = sample_every or max(1, args.steps // 6)
         self.checkpoint_path = os.path.join(self.dir, "checkpoint.npz")
@@ -89,23 +185,74 @@ class Run:
         self.started = time.perf_counter()
         self.bar = None
 
+    def load_dataset(self):
+        """The dataset --dataset names (MNIST-like names fall back to the built-in digits
+        offline), cut to its first --train-size images when that is given."""
+        args = self.args
+        data = load_dataset(args.dataset, root=args.data_root)
+        if args.train_size is not None:
+            if args.train_size > len(data):
+                _refuse(f"--train-size {args.train_size} is more than the {len(data)} images "
+                        f"of {data.name}")
+            data = data.first(args.train_size)
+        if args.batch_size > len(data):
+            _refuse(f"--batch-size {args.batch_size} is more than the {len(data)} images of "
+                    f"{data.name}")
+        self.dataset = data
+        return data
+
+    def settings(self):
+        """What a resumed run must share with the run that wrote its checkpoint."""
+        args = self.args
+        dataset = self.dataset.name if self.dataset is not None else getattr(args, "dataset", None)
+        return {"batch_size": args.batch_size, "seed": args.seed, "dataset": dataset,
+                "train_size": getattr(args, "train_size", None)}
+
     # --- resuming --------------------------------------------------------------------------
-    def resume(self, models, optimizers):
-        """Restore models, optimizers, RNG and history when --resume finds a checkpoint;
-        returns the step to start from (0 for a fresh run)."""
-        if not (self.args.resume and os.path.exists(self.checkpoint_path)):
-            if self.args.resume:
-                print(f"no checkpoint at {self.checkpoint_path}: starting from step 0")
+    def resume(self, models, optimizers, streams=None):
+        """With --resume and a checkpoint in the run directory, restore the models, optimizers,
+        data streams, RNG and history, and return the step to continue from; otherwise 0.
+
+        Exits with an error, changing nothing, when the checkpoint cannot be used: it is past
+        --steps (which counts the run's steps from its start), it was made with another
+        --batch-size, --seed, --train-size or dataset, or it does not fit these models."""
+        if not self.args.resume:
             return 0
-        step, history, extra = io.load_checkpoint(self.checkpoint_path, models=models, optimizers=optimizers)
+        if not os.path.exists(self.checkpoint_path):
+            print(f"no checkpoint at {self.checkpoint_path}: starting from step 0")
+            return 0
+        path = self.checkpoint_path
+        try:
+            state = io.load(path)
+        except ValueError as exc:
+            _refuse(f"cannot resume: {exc}")
+        step = state.get("step") if isinstance(state, dict) else None
+        if isinstance(step, int) and step > self.args.steps:
+            _refuse(f"{path} is at step {step}, past --steps {self.args.steps}; --steps counts "
+                    f"the run's steps from its start, so it must be >= {step} to resume it")
+        extra = state.get("extra") if isinstance(state, dict) else None
+        saved = extra.get("settings") if isinstance(extra, dict) else None
+        if isinstance(saved, dict):
+            changed = [f"{key} {saved.get(key)!r} (now {value!r})"
+                       for key, value in self.settings().items() if saved.get(key) != value]
+            if changed:
+                _refuse(f"{path} was made with {', '.join(changed)}; resume with the same "
+                        "settings, or start a new run without --resume")
+        try:
+            step, history, extra = io.restore_checkpoint(
+                state, models=models, optimizers=optimizers, streams=streams, source=path)
+        except (ValueError, KeyError, RuntimeError) as exc:
+            _refuse(f"cannot resume from {path}: {exc}")
         self.history = {k: list(v) for k, v in history.items()}
         self.elapsed_before = float((extra or {}).get("elapsed", 0.0))
-        print(f"resumed from {self.checkpoint_path} at step {step}")
+        print(f"resumed from {path} at step {step}")
         return int(step)
 
-    def save_checkpoint(self, step, models, optimizers):
-        io.save_checkpoint(self.checkpoint_path, models=models, optimizers=optimizers, step=step,
-                           history=self.history, extra={"elapsed": self.elapsed()})
+    def save_checkpoint(self, step, models, optimizers, streams=None):
+        """Write checkpoint.npz: what ``resume`` needs to continue after ``step`` steps."""
+        io.save_checkpoint(self.checkpoint_path, models=models, optimizers=optimizers,
+                           streams=streams, step=step, history=self.history,
+                           extra={"elapsed": self.elapsed(), "settings": self.settings()})
 
     # --- the loop --------------------------------------------------------------------------
     def steps(self, start=0):
@@ -138,26 +285,81 @@ class Run:
         return self.elapsed_before + time.perf_counter() - self.started
 
     # --- the end ---------------------------------------------------------------------------
+    def finish_gan(self, G, fixed_z, data, image_shape=None, metrics=None, plot=True,
+                   compare=compare_to_real):
+        """The end of a GAN lesson: the final grid from ``fixed_z``, FINAL_SAMPLES samples from
+        fresh noise (shaped like ``fixed_z``), compared with as many real images of ``data``
+        in [-1, 1] by ``compare(samples, real)`` (default ``metrics.compare_to_real``), then
+        ``finish``. A diverged run's samples are not compared. Returns (grid, samples, metrics)
+        with the grid and samples as NumPy arrays."""
+        samples = generate(G, randn(FINAL_SAMPLES, *fixed_z.shape[1:]), image_shape=image_shape)
+        samples = samples.numpy()
+        grid = generate(G, fixed_z, image_shape=image_shape).numpy()
+        metrics = dict(metrics or {})
+        if np.isfinite(samples).all():
+            real = to_tanh_range(data.images[:FINAL_SAMPLES])
+            metrics.update(compare(samples, real))
+        return grid, samples, self.finish(grid, samples, metrics=metrics, plot=plot)
+
     def finish(self, final_grid, samples, metrics=None, plot=True):
         """Write samples_final.png, samples.npy (float32 in [-1, 1]), history.png and
-        metrics.json (with the run's wall time); returns the metrics dict."""
+        metrics.json (with the run's settings, the dataset it really used and its wall time);
+        returns the metrics dict.
+
+        A diverged run, whose samples hold NaN or infinite values, is written all the same:
+        samples.npy keeps those values, the grid shows them in magenta, and metrics.json says
+        ``"diverged": true`` with the fraction of non-finite values (``"diverged": false``
+        otherwise). Non-finite numbers are written to metrics.json as null."""
         if self.bar is not None:
             self.bar.close()
         self.save_grid(final_grid)
         samples = np.asarray(samples, dtype=np.float32)
+        finite = np.isfinite(samples)
         with io.atomic_open(os.path.join(self.dir, "samples.npy")) as f:
-            np.save(f, np.clip(samples, -1, 1))
+            np.save(f, np.where(finite, np.clip(samples, -1, 1), samples))
         if plot:
             viz.plot_history(self.history, os.path.join(self.dir, "history.png"))
         metrics = dict(metrics or {})
+        metrics["diverged"] = not finite.all()
+        if metrics["diverged"]:
+            metrics["nonfinite_fraction"] = float(1 - finite.mean())
         metrics.update(steps=self.args.steps, batch_size=self.args.batch_size,
-                       seconds=round(self.elapsed(), 1),
-                       dataset=getattr(self.args, "dataset", None))
+                       seconds=round(self.elapsed(), 1), **self._dataset_record())
         for name, values in self.history.items():
             if name != "step" and values:
                 tail = values[-max(1, len(values) // 10):]
                 metrics[f"final_{name}"] = float(np.mean(tail))
         with io.atomic_open(os.path.join(self.dir, "metrics.json")) as f:
-            f.write(json.dumps(metrics, indent=2).encode())
+            f.write(json.dumps(_finite_or_null(metrics), indent=2, allow_nan=False).encode())
+        if metrics["diverged"]:
+            print(f"the run diverged: {metrics['nonfinite_fraction']:.1%} of the sample values "
+                  f"are NaN or infinite (magenta in samples_final.png)", file=sys.stderr)
         print(f"done in {metrics['seconds']:.0f} s; pictures and metrics in {self.dir}/")
         return metrics
+
+    def _dataset_record(self):
+        requested = getattr(self.args, "dataset", None)
+        if self.dataset is None:
+            return {"dataset": requested}
+        record = {"dataset": self.dataset.name}
+        if requested is not None and requested != self.dataset.name:
+            record["dataset_requested"] = requested
+        if getattr(self.args, "train_size", None) is not None:
+            record["train_size"] = len(self.dataset)
+        return record
+
+
+def _refuse(message):
+    """Stop the lesson with a one-line error (exit status 1), not a traceback."""
+    raise SystemExit(f"error: {message}")
+
+
+def _finite_or_null(value):
+    """``value`` with NaN and infinite floats replaced by None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {key: _finite_or_null(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_null(item) for item in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value

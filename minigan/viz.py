@@ -6,33 +6,42 @@ matplotlib's Agg canvas directly (no pyplot, no display needed), and every file 
 atomically, so a viewer refreshing a PNG during training never sees half of one.
 """
 import math
+import warnings
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
-from .autograd import no_grad, tensor
+from . import no_grad, tensor
 from .io import as_numpy, atomic_open
 
 GRID_PAD_VALUE = 0.5  # mid grey: visible between white-on-black digits and on dark backgrounds
+NON_FINITE_COLOUR = (1.0, 0.0, 1.0)  # magenta: no digit or shape here is drawn in it
 
 
 def to_unit_range(images):
-    """Float (N, C, H, W) NumPy images in [0, 1] from [-1, 1] data; (N, H, W) gains an axis."""
+    """Float (N, C, H, W) NumPy images in [0, 1] from [-1, 1] data; (N, H, W) gains an axis.
+
+    Values outside [-1, 1] are clipped; NaN and infinite values come back as NaN, so that
+    pictures can show them (``save_grid`` paints them magenta) instead of a plausible colour."""
     images = as_numpy(images).astype(np.float32)
     if images.ndim == 3:
         images = images[:, None]
     if images.ndim != 4 or images.shape[1] not in (1, 3):
         raise ValueError(f"expected images shaped (N, 1, H, W) or (N, 3, H, W), got {images.shape}")
-    return np.clip((images + 1) / 2, 0, 1)
+    with np.errstate(invalid="ignore"):
+        unit = np.clip((images + 1) / 2, 0, 1)
+    unit[~np.isfinite(images)] = np.nan
+    return unit
 
 
 def make_grid(images, nrow=8, padding=2):
     """Tile images into one (H, W) grey or (H, W, 3) colour array in [0, 1].
 
     ``nrow`` images per row (fewer when there are fewer images); ``padding`` pixels of grey
-    around every tile, so the grid is ncol * (w + padding) + padding pixels wide.
+    around every tile, so the grid is ncol * (w + padding) + padding pixels wide. Non-finite
+    pixels are NaN in the grid.
     """
     images = to_unit_range(images)
     n, channels, height, width = images.shape
@@ -51,8 +60,19 @@ def make_grid(images, nrow=8, padding=2):
 
 
 def save_grid(images, path, nrow=8, padding=2):
-    """Write a PNG of ``make_grid(images, nrow, padding)``, one file pixel per grid pixel."""
-    _write_png(make_grid(images, nrow, padding), path)
+    """Write a PNG of ``make_grid(images, nrow, padding)``, one file pixel per grid pixel.
+
+    NaN or infinite pixels (a diverged generator) are painted magenta, which no real digit or
+    shape is, with a RuntimeWarning that says how many there were."""
+    grid = make_grid(images, nrow, padding)
+    bad = np.isnan(grid)
+    if bad.any():
+        pixels = bad if grid.ndim == 2 else bad.any(axis=-1)
+        warnings.warn(f"save_grid: {int(pixels.sum())} of the grid's pixels are NaN or infinite; "
+                      f"painted magenta in {path}", RuntimeWarning, stacklevel=2)
+        grid = np.repeat(grid[..., None], 3, axis=-1) if grid.ndim == 2 else grid
+        grid[pixels] = NON_FINITE_COLOUR
+    _write_png(grid, path)
 
 
 def save_image_rows(rows, path, padding=2):

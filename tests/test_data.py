@@ -12,10 +12,23 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import minigan
-from minigan import data
+from minigan import data, io
 from minigan.data import (
-    ALL_FILES, MNIST, ChecksumError, DatasetUnavailable, Digits, FashionMNIST, IDXFormatError,
-    ImageDataset, Shapes, batches, forever, generate_digits, load_dataset, parse_idx, read_idx,
+    ALL_FILES,
+    MNIST,
+    ChecksumError,
+    DatasetUnavailable,
+    Digits,
+    FashionMNIST,
+    IDXFormatError,
+    ImageDataset,
+    Shapes,
+    batches,
+    forever,
+    generate_digits,
+    load_dataset,
+    parse_idx,
+    read_idx,
 )
 
 IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int8): 0x09, np.dtype(">i2"): 0x0B,
@@ -190,7 +203,7 @@ def server():
 
 @pytest.fixture
 def short_timeout(monkeypatch):
-    monkeypatch.setattr(data, "DOWNLOAD_TIMEOUT_S", 2)
+    monkeypatch.setattr(data.mnist, "DOWNLOAD_TIMEOUT_S", 2)
 
 
 @pytest.fixture
@@ -397,3 +410,130 @@ def test_forever_keeps_going_and_reshuffles_each_epoch():
     assert epochs[0].tolist() != epochs[1].tolist()
     with pytest.raises(ValueError, match="larger than the dataset"):
         next(forever(tiny_dataset(3), 4))
+
+
+def test_to_tanh_range_maps_0_to_minus_1_and_255_to_1_as_batches_do():
+    pixels = np.array([0, 1, 127, 128, 254, 255], dtype=np.uint8)
+    values = data.to_tanh_range(pixels)
+    assert values.dtype == np.dtype(minigan.get_default_dtype().name)
+    assert values[0] == -1 and values[-1] == 1 and np.all(np.diff(values) > 0)
+    np.testing.assert_allclose(values, pixels / 127.5 - 1, rtol=0, atol=1e-6)
+    x, _ = next(batches(tiny_dataset(), 10, shuffle=False))
+    np.testing.assert_array_equal(x.numpy(), data.to_tanh_range(tiny_dataset().images))
+    assert data.to_tanh_range(pixels, np.float64).dtype == np.float64
+    with pytest.raises(TypeError, match="to_tanh_range: expected uint8 pixels.*float32"):
+        data.to_tanh_range(values)
+
+
+@pytest.mark.parametrize("batch_size", [0, -5, 2.5, True, None])
+def test_a_batch_size_that_is_not_a_positive_int_is_refused_at_once(batch_size):
+    for make, name in ((batches, "batches"), (forever, "forever")):
+        with pytest.raises(ValueError, match=f"{name}: batch_size must be a positive integer, "
+                                             f"got {batch_size!r}"):
+            make(tiny_dataset(), batch_size)  # no next(): the call itself refuses
+
+
+def test_datasets_say_which_dataset_they_are_and_first_keeps_the_name():
+    assert (Digits.name, MNIST.name, FashionMNIST.name, Shapes.name) == \
+        ("digits", "mnist", "fashion-mnist", "shapes")
+    shapes = Shapes(n=20, size=8)
+    head = shapes.first(5)
+    assert head.name == "shapes" and len(head) == 5 and head.classes == shapes.classes
+    np.testing.assert_array_equal(head.images, shapes.images[:5])
+    np.testing.assert_array_equal(head.labels, shapes.labels[:5])
+    assert len(shapes.first(100)) == 20
+    with pytest.raises(ValueError, match="first: n must be a positive integer, got 0"):
+        shapes.first(0)
+
+
+def saved_and_loaded(state, folder):
+    """``state`` after a trip through an .npz file, as a checkpoint stores it."""
+    io.save(state, folder / "state.npz")
+    return io.load(folder / "state.npz")
+
+
+def stream_labels(stream, n):
+    return [next(stream)[1].numpy().tolist() for _ in range(n)]
+
+
+@pytest.mark.parametrize("seed", [None, 3])
+@pytest.mark.parametrize("stop", [0, 1, 2, 3, 5, 7])  # 10 images, batches of 3: 3 per epoch
+def test_a_stream_restored_from_its_state_gives_the_batches_that_were_next(seed, stop, tmp_path):
+    minigan.manual_seed(0)
+    straight = stream_labels(forever(tiny_dataset(10), 3, seed=seed), 9)
+
+    minigan.manual_seed(0)
+    stream = forever(tiny_dataset(10), 3, seed=seed)
+    first = stream_labels(stream, stop)
+    saved, rng = saved_and_loaded(stream.state_dict(), tmp_path), minigan.get_rng_state()
+    stream_labels(stream, 4)  # wander off, as the rest of an interrupted run would
+    minigan.manual_seed(99)
+
+    resumed = forever(tiny_dataset(10), 3, seed=seed)
+    resumed.load_state_dict(saved)
+    minigan.set_rng_state(rng)
+    assert first + stream_labels(resumed, 9 - stop) == straight
+    assert resumed.epoch == 3
+
+
+def test_a_stream_restarted_without_its_state_would_not_match():
+    """What the state is for: a fresh stream starts a new epoch, so the batches differ."""
+    minigan.manual_seed(0)
+    stream = forever(tiny_dataset(10), 3)
+    stream_labels(stream, 2)  # stopped in the middle of the first epoch
+    rng = minigan.get_rng_state()
+    later = stream_labels(stream, 3)
+    minigan.set_rng_state(rng)
+    assert stream_labels(forever(tiny_dataset(10), 3), 3) != later
+
+
+def test_stream_state_is_compact_and_names_its_parts():
+    stream = forever(tiny_dataset(10), 3)
+    assert stream.state_dict()["order"] is None and stream.state_dict()["epoch"] == 0
+    next(stream)
+    state = stream.state_dict()
+    assert state["order"].dtype == np.uint8 and sorted(state["order"]) == list(range(10))
+    assert (state["dataset_size"], state["batch_size"], state["shuffle"], state["epoch"],
+            state["position"], state["generator"]) == (10, 3, True, 1, 3, None)
+
+
+def bad_states():
+    minigan.manual_seed(0)
+    stream = forever(tiny_dataset(10), 3, seed=1)
+    next(stream)
+    good = stream.state_dict()
+    order = good["order"].copy()
+    order[0] = order[1]
+    return [
+        ("missing keys", {"epoch": 1}, "the state has no dataset_size"),
+        ("other dataset size", dict(good, dataset_size=12), "dataset_size 12, this stream has 10"),
+        ("other batch size", dict(good, batch_size=4), "batch_size 4, this stream has 3"),
+        ("other shuffling", dict(good, shuffle=False), "shuffle False, this stream has True"),
+        ("position past the end", dict(good, position=11), "0 <= position <= 10"),
+        ("negative epoch", dict(good, epoch=-1), "must be integers"),
+        ("float position", dict(good, position=3.0), "must be integers"),
+        ("repeated index", dict(good, order=order), "permutation of 0..9"),
+        ("short order", dict(good, order=good["order"][:5]), "permutation of 0..9"),
+        ("position without an order", dict(good, order=None), "no order"),
+        ("no generator", dict(good, generator=None), "this stream has its own generator"),
+        ("broken generator", dict(good, generator={"bit_generator": "MT19937"}),
+         "generator state does not load"),
+    ]
+
+
+@pytest.mark.parametrize("name, state, message", bad_states(), ids=[c[0] for c in bad_states()])
+def test_a_state_that_does_not_fit_is_refused_and_changes_nothing(name, state, message):
+    stream = forever(tiny_dataset(10), 3, seed=1)
+    stream_labels(stream, 2)
+    before = stream.state_dict()
+    with pytest.raises(ValueError, match=f"BatchStream.load_state_dict: .*{message}"):
+        stream.load_state_dict(state)
+    after = stream.state_dict()
+    assert after.keys() == before.keys()
+    assert all(np.array_equal(after[k], before[k]) if k == "order" else after[k] == before[k]
+               for k in before)
+
+
+def test_a_stream_state_that_is_not_a_dict_is_a_type_error():
+    with pytest.raises(TypeError, match="BatchStream.load_state_dict: expected a dict, got list"):
+        forever(tiny_dataset(10), 3).load_state_dict([1, 2])

@@ -8,6 +8,8 @@ import random
 
 import pytest
 
+from minigan.data import load_dataset
+
 LESSON = pathlib.Path(__file__).resolve().parents[1] / "lessons" / "05_failure_modes.py"
 
 
@@ -89,8 +91,8 @@ REAL_RUNS = [
 
 
 @pytest.fixture(scope="module")
-def digits(lesson):
-    return lesson.load_dataset("digits")
+def digits():
+    return load_dataset("digits")
 
 
 @pytest.mark.parametrize("name, steps, batch_size, expected, fix_word", REAL_RUNS,

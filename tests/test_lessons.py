@@ -28,13 +28,18 @@ EXPECTED = {
 }
 
 
-def run_lesson(name, out, *flags, threads=None):
+def lesson_process(name, *arguments, threads=None, timeout=120):
+    """Run lessons/<name>.py with ``arguments`` in its own interpreter; returns the result."""
     env = dict(os.environ, PYTHONPATH=str(ROOT), MPLBACKEND="Agg")
     if threads:
         env.update(OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
-    result = subprocess.run(
-        [sys.executable, str(LESSONS / f"{name}.py"), "--quick", "--out", str(out), *flags],
-        capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    return subprocess.run([sys.executable, str(LESSONS / f"{name}.py"), *arguments],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=timeout,
+                          check=False)
+
+
+def run_lesson(name, out, *flags, threads=None):
+    result = lesson_process(name, "--quick", "--out", str(out), *flags, threads=threads)
     assert result.returncode == 0, f"{name} --quick failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -104,3 +109,119 @@ def test_generate_samples_in_eval_mode_and_restores_the_mode():
     assert G.training and not images.requires_grad and images.shape == (10, 2, 3)
     # same values up to float32 rounding (matrix products over batches of 3 vs 1 may round apart)
     np.testing.assert_allclose(images.numpy().reshape(10, 6), one_by_one.numpy(), rtol=1e-5, atol=1e-6)
+
+
+# --- exact resume -------------------------------------------------------------------------------
+RESUMES = [
+    # lesson, flags, total steps, the steps it is stopped at and resumed from. 40 images in
+    # batches of 8 make five batches an epoch: stopped at 7 is mid-epoch and the resumed run
+    # crosses the epoch's end at 10; stopped at 5 is exactly at an epoch's end, then at 8 again
+    # mid-epoch.
+    ("03_mlp_gan", ("--train-size", "40", "--batch-size", "8"), 12, (7,)),
+    ("03_mlp_gan", ("--train-size", "40", "--batch-size", "8"), 12, (5, 8)),
+    ("04_dcgan", ("--train-size", "40", "--batch-size", "8"), 8, (3,)),
+    # five D steps per step: eight batches an epoch, so epochs end inside steps
+    ("05_failure_modes", ("--train-size", "64", "--batch-size", "8", "--experiments", "strong_d",
+                          "--diversity-every", "2"), 6, (3,)),
+    ("07_wgan_gp", ("--train-size", "40", "--batch-size", "8"), 4, (2,)),
+]
+
+
+def run_steps(name, out, flags, steps, resume=False):
+    arguments = ["--out", str(out), *flags, "--steps", str(steps)] + (["--resume"] if resume else [])
+    result = lesson_process(name, *arguments, threads=1, timeout=300)
+    assert result.returncode == 0, f"{name} {' '.join(arguments)} failed:\n{result.stderr[-3000:]}"
+
+
+def outcome(out):
+    """What an uninterrupted and a resumed run must share: the checkpoint (weights, optimizer
+    and stream states, RNG, history), metrics but the wall time, samples.npy, the final grid."""
+    from minigan import io
+
+    checkpoint = io.load(out / "checkpoint.npz")
+    checkpoint["extra"].pop("elapsed")
+    metrics = json.loads((out / "metrics.json").read_text())
+    metrics.pop("seconds")
+    return {"checkpoint": checkpoint, "metrics": metrics,
+            "samples.npy": np.load(out / "samples.npy"),
+            "samples_final.png": (out / "samples_final.png").read_bytes()}
+
+
+def assert_identical(a, b, where="run"):
+    assert type(a) is type(b), f"{where}: {type(a).__name__} vs {type(b).__name__}"
+    if isinstance(a, dict):
+        assert list(a) == list(b), f"{where}: keys {list(a)} vs {list(b)}"
+        for key in a:
+            assert_identical(a[key], b[key], f"{where}[{key!r}]")
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b), f"{where}: length {len(a)} vs {len(b)}"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_identical(x, y, f"{where}[{i}]")
+    elif isinstance(a, np.ndarray):
+        assert (a.dtype, a.shape) == (b.dtype, b.shape), f"{where}: {a.dtype} {a.shape} vs {b.dtype} {b.shape}"
+        assert np.array_equal(a, b, equal_nan=True), f"{where}: values differ, by up to " \
+            f"{np.nanmax(np.abs(a.astype(np.float64) - b)):.3g}"
+    else:
+        assert a == b, f"{where}: {a!r} vs {b!r}"
+
+
+@pytest.mark.parametrize("name, flags, steps, stops", RESUMES,
+                         ids=[f"{r[0]}-stopped-at-{'-'.join(map(str, r[3]))}" for r in RESUMES])
+def test_a_stopped_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(
+        tmp_path, name, flags, steps, stops):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+
+    def stop_and_resume():
+        for i, stop in enumerate(stops):
+            run_steps(name, resumed, flags, stop, resume=i > 0)
+        run_steps(name, resumed, flags, steps, resume=True)
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        jobs = [pool.submit(run_steps, name, straight, flags, steps), pool.submit(stop_and_resume)]
+        for job in jobs:
+            job.result()
+    if name == "05_failure_modes":  # each experiment is a run of its own, in its own folder
+        straight, resumed = straight / "strong_d", resumed / "strong_d"
+    assert_identical(outcome(resumed), outcome(straight))
+
+
+# --- refusals and failures ----------------------------------------------------------------------
+BAD_FLAGS = [("01_autograd", "--seed", "-1"), ("02_layers", "--seed", "-1"),
+             ("03_mlp_gan", "--batch-size", "-5"), ("04_dcgan", "--batch-size", "0"),
+             ("05_failure_modes", "--steps", "0"), ("06_wgan", "--steps", "-1"),
+             ("07_wgan_gp", "--seed", "-1"), ("05_failure_modes", "--diversity-every", "0")]
+
+
+@pytest.mark.parametrize("name, flag, value", BAD_FLAGS)
+def test_a_bad_flag_stops_the_lesson_with_an_error_naming_it(tmp_path, name, flag, value):
+    result = lesson_process(name, "--out", str(tmp_path), flag, value)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert f"argument {flag}: expected" in result.stderr and f"got {value}" in result.stderr
+    assert not list(tmp_path.iterdir()), "a refused run must not write files"
+
+
+def test_resuming_to_fewer_steps_than_the_checkpoint_is_refused(quick_runs, tmp_path):
+    shutil.copytree(quick_runs["03_mlp_gan"][0], tmp_path, dirs_exist_ok=True)
+    metrics_before = (tmp_path / "metrics.json").read_bytes()
+    result = lesson_process("03_mlp_gan", "--out", str(tmp_path), "--resume", "--steps", "5")
+    assert result.returncode == 1
+    assert "is at step 12, past --steps 5" in result.stderr and ">= 12" in result.stderr
+    assert (tmp_path / "metrics.json").read_bytes() == metrics_before
+
+
+def test_a_diverged_lesson_still_writes_samples_metrics_and_grid(quick_runs, tmp_path):
+    from minigan import io
+
+    shutil.copytree(quick_runs["03_mlp_gan"][0], tmp_path, dirs_exist_ok=True)
+    for name in ("samples.npy", "samples_final.png", "metrics.json"):
+        (tmp_path / name).unlink()
+    state = io.load(tmp_path / "checkpoint.npz")
+    state["models"]["G"]["4.bias"][:] = np.nan  # the output layer's bias: every pixel NaN
+    io.save(state, tmp_path / "checkpoint.npz")
+    result = run_lesson("03_mlp_gan", tmp_path, "--resume", "--steps", "14")
+    assert "the run diverged: 100.0% of the sample values are NaN or infinite" in result.stderr
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["diverged"] is True and metrics["nonfinite_fraction"] == 1.0
+    assert "feature_distance" not in metrics and metrics["steps"] == 14
+    assert np.isnan(np.load(tmp_path / "samples.npy")).all()
+    assert (tmp_path / "samples_final.png").is_file()

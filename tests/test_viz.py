@@ -105,3 +105,30 @@ def test_progress_is_quiet_off_a_terminal_and_counts_steps(capsys):
     shown.close()
     err = capsys.readouterr().err
     assert "train" in err and "loss_d=0.5" in err
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_pixels_are_painted_magenta_with_a_warning(tmp_path, channels, bad):
+    images = np.zeros((2, channels, 3, 3))
+    images[1, 0, 1, 2] = bad  # one pixel of the second image (its first channel)
+    with pytest.warns(RuntimeWarning, match="save_grid: 1 of the grid's pixels are NaN or infinite"):
+        save_grid(images, tmp_path / "g.png", nrow=2, padding=1)
+    pixels = np.rint(matplotlib.image.imread(tmp_path / "g.png")[..., :3] * 255)
+    assert pixels.shape == (5, 9, 3)  # a grey grid becomes RGB to show the marker
+    magenta = np.all(pixels == (255, 0, 255), axis=-1)
+    assert magenta.sum() == 1 and magenta[2, 7]  # row 1 + 1, column 1 + (3 + 1) + 2
+    assert np.all(pixels[~magenta] == pixels[~magenta][:, :1])  # everything else stays grey
+
+
+def test_finite_images_are_written_without_a_warning(tmp_path, recwarn):
+    save_grid(np.full((2, 1, 3, 3), 7.0), tmp_path / "g.png")  # out of range: clipped, quietly
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert np.rint(matplotlib.image.imread(tmp_path / "g.png") * 255)[2, 2] == 255
+
+
+def test_make_grid_keeps_non_finite_pixels_as_nan():
+    images = np.zeros((1, 1, 2, 2))
+    images[0, 0, 0, 0] = np.inf
+    grid = make_grid(images, padding=0)
+    assert np.isnan(grid[0, 0]) and np.isfinite(grid[1:, :]).all() and grid[0, 1] == 0.5

@@ -1,0 +1,296 @@
+"""minigan.experiment: the lessons' flags, the pieces they share, and a Run's checkpoints and
+final files (resume refusals, the dataset it really used, a diverged run)."""
+import importlib.util
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+import minigan as mg
+from minigan import nn, optim
+from minigan.data import MNIST, DatasetUnavailable, forever
+from minigan.experiment import (
+    Run,
+    dcgan_generator,
+    dcgan_init,
+    fork_rng,
+    lesson_parser,
+    non_negative_int,
+    positive_int,
+)
+
+LESSONS = pathlib.Path(__file__).resolve().parents[1] / "lessons"
+
+
+def parser():
+    return lesson_parser("99_test", "a test lesson", steps=40, batch_size=8, quick_steps=3)
+
+
+def parse(*flags):
+    return parser().parse_args(list(flags))
+
+
+# --- flags --------------------------------------------------------------------------------------
+BAD_FLAGS = [
+    ("--steps", "0", "expected a positive integer, got 0"),
+    ("--steps", "-1", "expected a positive integer, got -1"),
+    ("--batch-size", "0", "expected a positive integer, got 0"),
+    ("--batch-size", "-5", "expected a positive integer, got -5"),
+    ("--batch-size", "2.5", "expected a positive integer, got '2.5'"),
+    ("--train-size", "0", "expected a positive integer, got 0"),
+    ("--seed", "-1", "expected an integer >= 0, got -1"),
+    ("--seed", "x", "expected an integer >= 0, got 'x'"),
+]
+
+
+@pytest.mark.parametrize("flag, value, message", BAD_FLAGS)
+def test_bad_counts_and_seeds_are_argparse_errors_naming_flag_and_value(capsys, flag, value,
+                                                                        message):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(flag, value)
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: {message}" in capsys.readouterr().err
+
+
+def test_steps_come_from_the_flag_then_quick_then_the_default():
+    assert parse().steps == 40
+    assert parse("--quick").steps == 3
+    assert parse("--quick", "--steps", "7").steps == 7
+    args = parse("--batch-size", "4", "--seed", "0", "--train-size", "16")
+    assert (args.batch_size, args.seed, args.train_size) == (4, 0, 16)
+    assert parse().train_size is None
+
+
+def test_the_argparse_types_accept_their_range():
+    assert positive_int("1") == 1 and positive_int("12") == 12
+    assert non_negative_int("0") == 0 and non_negative_int("7") == 7
+
+
+# --- shared pieces ------------------------------------------------------------------------------
+def test_fork_rng_puts_the_rng_back_after_the_block():
+    mg.manual_seed(3)
+    expected = mg.randn(5).numpy()
+    mg.manual_seed(3)
+    with fork_rng():
+        inside = mg.randn(5).numpy()
+        mg.randn(100)
+    np.testing.assert_array_equal(inside, expected)  # the block drew the numbers that were next
+    np.testing.assert_array_equal(mg.randn(5).numpy(), expected)  # ... and left them next
+    with pytest.raises(RuntimeError), fork_rng():
+        mg.randn(7)
+        raise RuntimeError("the state comes back on errors too")
+    mg.manual_seed(3)
+    mg.randn(5)
+    after = mg.randn(2).numpy()
+    mg.manual_seed(3)
+    mg.randn(5)
+    np.testing.assert_array_equal(mg.randn(2).numpy(), after)
+
+
+def test_dcgan_init_draws_the_papers_weights_and_leaves_other_layers_alone():
+    mg.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 64, 4), nn.BatchNorm2d(64), nn.ConvTranspose2d(64, 32, 4),
+                          nn.Linear(5, 5))
+    linear_before = model[3].weight.numpy().copy()
+    model.apply(dcgan_init)
+    for conv in (model[0], model[2]):
+        weights = conv.weight.numpy()
+        assert abs(weights.mean()) < 0.002 and 0.019 < weights.std() < 0.021
+        assert not conv.bias.numpy().any()
+    scale = model[1].weight.numpy()
+    assert abs(scale.mean() - 1) < 0.01 and 0.01 < scale.std() < 0.03
+    assert not model[1].bias.numpy().any()
+    np.testing.assert_array_equal(model[3].weight.numpy(), linear_before)
+
+
+def load_lesson(name):
+    spec = importlib.util.spec_from_file_location(f"lesson_{name}", LESSONS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_dcgan_generator_at_width_64_is_lesson_04s_generator():
+    lesson = load_lesson("04_dcgan")
+    mg.manual_seed(1)
+    written_out = lesson.make_generator().apply(dcgan_init)
+    mg.manual_seed(1)
+    shared = dcgan_generator(lesson.LATENT, 64).apply(dcgan_init)
+    assert repr(shared) == repr(written_out)
+    for (key, a), (other, b) in zip(shared.state_dict().items(), written_out.state_dict().items()):
+        assert key == other
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert shared(mg.randn(2, lesson.LATENT, 1, 1)).shape == (2, 1, 28, 28)
+    assert dcgan_generator(10, 8)(mg.randn(3, 10, 1, 1)).shape == (3, 1, 28, 28)
+
+
+# --- resuming -----------------------------------------------------------------------------------
+def tiny_run(tmp_path, *flags):
+    """A Run over a 16-image dataset with a small model, its optimizer and data stream."""
+    args = parse("--out", str(tmp_path), "--train-size", "16", *flags)
+    run = Run(args)
+    mg.manual_seed(args.seed)
+    data = run.load_dataset()
+    model = nn.Linear(28 * 28, 1)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+    stream = forever(data, args.batch_size)
+    return run, {"m": model}, {"sgd": opt}, {"real": stream}
+
+
+def train(run, models, optimizers, streams, start):
+    for step in run.steps(start):
+        x = next(streams["real"])[0].reshape(run.args.batch_size, -1)
+        loss = (models["m"](x) ** 2).mean()
+        optimizers["sgd"].zero_grad()
+        loss.backward()
+        optimizers["sgd"].step()
+        run.log(step, loss=loss)
+    run.save_checkpoint(run.args.steps, models, optimizers, streams)
+
+
+def test_a_tiny_run_resumes_bit_for_bit(tmp_path):
+    straight = tiny_run(tmp_path / "a", "--steps", "7")
+    train(*straight, 0)
+    first = tiny_run(tmp_path / "b", "--steps", "3")
+    train(*first, 0)
+    resumed = tiny_run(tmp_path / "b", "--steps", "7", "--resume")
+    start = resumed[0].resume(*resumed[1:])
+    assert start == 3
+    train(*resumed, start)
+    assert resumed[0].history == straight[0].history
+    np.testing.assert_array_equal(resumed[1]["m"].weight.numpy(), straight[1]["m"].weight.numpy())
+
+
+@pytest.fixture
+def checkpointed(tmp_path):
+    """A tiny run trained for 5 steps, with its checkpoint; returns its directory."""
+    run = tiny_run(tmp_path, "--steps", "5")
+    train(*run, 0)
+    return tmp_path
+
+
+def refused(tmp_path, *flags):
+    """Resume with ``flags``; return the error and whether the model kept its weights."""
+    run, models, optimizers, streams = tiny_run(tmp_path, "--resume", *flags)
+    before = models["m"].weight.numpy().copy()
+    with pytest.raises(SystemExit) as exit_info:
+        run.resume(models, optimizers, streams)
+    return str(exit_info.value), np.array_equal(models["m"].weight.numpy(), before)
+
+
+def test_resuming_with_fewer_steps_than_the_checkpoint_is_refused(checkpointed):
+    message, unchanged = refused(checkpointed, "--steps", "3")
+    assert "checkpoint.npz is at step 5, past --steps 3" in message
+    assert "must be >= 5 to resume it" in message and unchanged
+
+
+@pytest.mark.parametrize("flags, change", [
+    (("--batch-size", "4"), "batch_size 8 (now 4)"),
+    (("--seed", "1"), "seed 0 (now 1)"),
+    (("--train-size", "12"), "train_size 16 (now 12)"),
+])
+def test_resuming_with_other_settings_is_refused(checkpointed, flags, change):
+    message, unchanged = refused(checkpointed, "--steps", "9", *flags)
+    assert f"was made with {change}" in message and unchanged
+
+
+def test_resuming_from_a_damaged_checkpoint_says_why(checkpointed):
+    path = checkpointed / "checkpoint.npz"
+    path.write_bytes(path.read_bytes()[:-30])
+    message, unchanged = refused(checkpointed, "--steps", "9")
+    assert "cannot resume" in message and "truncated or corrupted" in message and unchanged
+
+
+def test_resuming_a_checkpoint_of_another_model_says_why(checkpointed):
+    run, _, optimizers, streams = tiny_run(checkpointed, "--resume", "--steps", "9")
+    with pytest.raises(SystemExit, match="(?s)cannot resume from .*checkpoint.npz: .*size mismatch"):
+        run.resume({"m": nn.Linear(28 * 28, 2)}, optimizers, streams)
+
+
+def test_a_resume_to_as_many_steps_as_the_checkpoint_trains_nothing(checkpointed):
+    run, models, optimizers, streams = tiny_run(checkpointed, "--resume", "--steps", "5")
+    assert run.resume(models, optimizers, streams) == 5 and len(run.steps(5)) == 0
+
+
+def test_train_size_larger_than_the_dataset_or_batch_is_refused(tmp_path):
+    run = Run(parse("--out", str(tmp_path), "--train-size", "70000"))
+    with pytest.raises(SystemExit, match="--train-size 70000 is more than the 60000 images of digits"):
+        run.load_dataset()
+    run = Run(parse("--out", str(tmp_path), "--train-size", "4", "--batch-size", "8"))
+    with pytest.raises(SystemExit, match="--batch-size 8 is more than the 4 images of digits"):
+        run.load_dataset()
+
+
+# --- the end of a run ---------------------------------------------------------------------------
+def read_metrics(folder):
+    def no_nan(name):
+        raise AssertionError(f"metrics.json holds {name}, which is not JSON")
+    return json.loads((folder / "metrics.json").read_text(), parse_constant=no_nan)
+
+
+def test_metrics_name_the_dataset_really_used_after_an_offline_fallback(tmp_path, monkeypatch):
+    def offline(self, filenames, download, mirrors):
+        raise DatasetUnavailable("MNIST is not available: no network (in this test)")
+
+    monkeypatch.setattr(MNIST, "_ensure_files", offline)
+    run = Run(parse("--out", str(tmp_path), "--dataset", "mnist", "--train-size", "32"))
+    data = run.load_dataset()
+    assert data.name == "digits" and len(data) == 32
+    run.finish(np.zeros((4, 1, 28, 28)), np.zeros((10, 1, 28, 28)), plot=False)
+    metrics = read_metrics(tmp_path)
+    assert (metrics["dataset"], metrics["dataset_requested"], metrics["train_size"]) == \
+        ("digits", "mnist", 32)
+    assert metrics["diverged"] is False and "nonfinite_fraction" not in metrics
+
+
+def test_metrics_of_a_run_on_the_dataset_asked_for_have_no_requested_entry(tmp_path):
+    run = Run(parse("--out", str(tmp_path)))
+    assert run.load_dataset().name == "digits"
+    run.finish(np.zeros((4, 1, 28, 28)), np.zeros((10, 1, 28, 28)), plot=False)
+    metrics = read_metrics(tmp_path)
+    assert metrics["dataset"] == "digits" and "dataset_requested" not in metrics
+    assert "train_size" not in metrics
+
+
+class Diverged(nn.Module):
+    """A generator whose weights blew up: every tenth pixel of every image is NaN."""
+
+    def forward(self, z):
+        images = mg.tanh(z.reshape(len(z), 1, 1, 1) * mg.ones(1, 1, 28, 28))
+        mask = np.zeros((1, 1, 28, 28), dtype=np.float32)
+        mask.reshape(-1)[::10] = np.nan
+        return images + mg.tensor(mask)
+
+
+def test_a_diverged_run_still_writes_its_evidence(tmp_path, capsys):
+    run = Run(parse("--out", str(tmp_path), "--train-size", "16"))
+    data = run.load_dataset()
+    run.log(0, loss_d=float("nan"), loss_g=1.0)
+    with pytest.warns(RuntimeWarning, match="NaN or infinite; painted magenta"):
+        grid, samples, metrics = run.finish_gan(Diverged(), mg.randn(8, 1), data)
+    saved = np.load(tmp_path / "samples.npy")
+    assert saved.shape == (1000, 1, 28, 28) and np.isnan(saved).sum() == 1000 * 79
+    np.testing.assert_array_equal(np.isnan(saved), np.isnan(samples))
+    assert (tmp_path / "samples_final.png").is_file() and grid.shape == (8, 1, 28, 28)
+    on_disk = read_metrics(tmp_path)
+    assert on_disk["diverged"] is True
+    assert on_disk["nonfinite_fraction"] == pytest.approx(79 / 784)
+    assert on_disk["final_loss_d"] is None and on_disk["final_loss_g"] == 1.0
+    assert not {"feature_distance", "pixel_std", "mean_pairwise_cosine"} & set(on_disk)
+    assert metrics["diverged"] is True
+    assert "the run diverged: 10.1% of the sample values are NaN or infinite" in \
+        capsys.readouterr().err
+
+
+def test_a_healthy_run_is_compared_with_real_images(tmp_path):
+    run = Run(parse("--out", str(tmp_path), "--train-size", "16"))
+    data = run.load_dataset()
+    G = nn.Sequential(nn.Linear(4, 28 * 28), nn.Tanh())
+    _, samples, metrics = run.finish_gan(G, mg.randn(8, 4), data, image_shape=(1, 28, 28),
+                                         metrics={"first": 1})
+    assert list(metrics)[:2] == ["first", "mean_pairwise_cosine"]
+    assert metrics["diverged"] is False and np.isfinite(metrics["feature_distance"])
+    assert samples.shape == (1000, 1, 28, 28)
+    np.testing.assert_array_equal(np.load(tmp_path / "samples.npy"), samples)
+    assert read_metrics(tmp_path)["feature_distance"] == metrics["feature_distance"]
