@@ -8,12 +8,17 @@
 from . import backend, ops
 from .autograd import Tensor, grad, tensor
 from .function import Function
-from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
+from .creation import (
+    arange, empty, full, full_like, ones, ones_like, rand, rand_like, randint, randn, randn_like,
+    zeros, zeros_like,
+)
 from .grad_mode import enable_grad, is_grad_enabled, no_grad
 from .backend import get_default_dtype, get_rng_state, manual_seed, set_default_dtype, set_rng_state
 from .backend import float32, float64, int64
 from .gradcheck import GradcheckError, gradcheck, gradgradcheck
-from . import functional, nn, optim
+from . import cuda, functional, nn, optim
+from .cuda import device
+from .io import load, save
 from . import functional as F
 from .functional import use_reference
 from .ops import (
@@ -22,4 +27,12 @@ from .ops import (
     sign, split, sqrt, squeeze, stack, std, sum, tanh, transpose, unfold, unsqueeze, var, where,
 )
 
+# PyTorch's dtype names, so tutorial code such as ``dtype=torch.long`` runs unchanged
+float, double, long = float32, float64, int64
+
 __version__ = "0.1.0"
+
+# ``from minigan import *`` brings everything public except the names that would hide Python's
+# builtins (abs, max, min, sum, float): use those as ``mg.max`` and so on
+__all__ = sorted(name for name in dict(globals()) if not name.startswith("_")
+                 and name not in {"abs", "max", "min", "sum", "float", "backend", "ops"})

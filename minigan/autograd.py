@@ -411,11 +411,14 @@ def _resolve_dtype(data, dtype):
     return None
 
 
-def tensor(data, requires_grad=False, dtype=None):
+def tensor(data, requires_grad=False, dtype=None, device=None):
     """Make a Tensor from a number, nested list, NumPy/CuPy array or Tensor. The data is always
     copied, as ``torch.tensor`` does, so an optimiser stepping the tensor never changes the
     caller's array. Floating Python data takes the default dtype (float32 unless
-    ``set_default_dtype`` changed it); NumPy float64 arrays stay float64 unless ``dtype`` says."""
+    ``set_default_dtype`` changed it); NumPy float64 arrays stay float64 unless ``dtype`` says.
+    ``device`` is checked against the backend, as in ``Tensor.to``."""
+    if device is not None:
+        backend.check_device(device, "tensor")
     if isinstance(data, Tensor):
         data = data.data
     if not backend.is_array(data):

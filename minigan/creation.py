@@ -1,6 +1,7 @@
 """Tensors made from nothing: zeros, ones, full, random draws, ranges (``torch``'s names).
 
-Random draws come from minigan's one generator (``minigan.manual_seed``).
+Random draws come from minigan's one generator (``minigan.manual_seed``). ``device=`` is
+accepted as in PyTorch and checked against the backend ("cpu" on NumPy, "cuda" on CuPy).
 
     >>> import minigan as mg
     >>> mg.zeros(2, 3).shape
@@ -17,39 +18,69 @@ def _shape(shape):
     return tuple(shape)
 
 
-def _dtype(dtype):
+def _dtype(dtype, device=None, who="tensor"):
+    backend.check_device(device, who)
     return xp.dtype(dtype) if dtype is not None else backend.get_default_dtype()
 
 
-def zeros(*shape, requires_grad=False, dtype=None):
-    return Tensor(xp.zeros(_shape(shape), dtype=_dtype(dtype)), requires_grad)
+def zeros(*shape, requires_grad=False, dtype=None, device=None):
+    return Tensor(xp.zeros(_shape(shape), dtype=_dtype(dtype, device, "zeros")), requires_grad)
 
 
-def ones(*shape, requires_grad=False, dtype=None):
-    return Tensor(xp.ones(_shape(shape), dtype=_dtype(dtype)), requires_grad)
+def ones(*shape, requires_grad=False, dtype=None, device=None):
+    return Tensor(xp.ones(_shape(shape), dtype=_dtype(dtype, device, "ones")), requires_grad)
 
 
-def full(shape, value, requires_grad=False, dtype=None):
-    return Tensor(xp.full(_shape((shape,)), value, dtype=_dtype(dtype)), requires_grad)
+def empty(*shape, requires_grad=False, dtype=None, device=None):
+    """Zeros: minigan never hands out uninitialised memory."""
+    return zeros(*shape, requires_grad=requires_grad, dtype=dtype, device=device)
 
 
-def zeros_like(t, requires_grad=False):
-    return Tensor(xp.zeros_like(t.data), requires_grad)
+def full(shape, value, requires_grad=False, dtype=None, device=None):
+    return Tensor(xp.full(_shape((shape,)), value, dtype=_dtype(dtype, device, "full")), requires_grad)
 
 
-def ones_like(t, requires_grad=False):
-    return Tensor(xp.ones_like(t.data), requires_grad)
+def zeros_like(t, requires_grad=False, dtype=None, device=None):
+    backend.check_device(device, "zeros_like")
+    return Tensor(xp.zeros_like(t.data, dtype=dtype), requires_grad)
 
 
-def randn(*shape, requires_grad=False, dtype=None):
+def ones_like(t, requires_grad=False, dtype=None, device=None):
+    backend.check_device(device, "ones_like")
+    return Tensor(xp.ones_like(t.data, dtype=dtype), requires_grad)
+
+
+def full_like(t, value, requires_grad=False, dtype=None, device=None):
+    backend.check_device(device, "full_like")
+    return Tensor(xp.full_like(t.data, value, dtype=dtype), requires_grad)
+
+
+def randn(*shape, requires_grad=False, dtype=None, device=None):
     """Standard normal samples from minigan's one generator (see ``manual_seed``)."""
-    return Tensor(backend.randn(_shape(shape), _dtype(dtype)), requires_grad)
+    return Tensor(backend.randn(_shape(shape), _dtype(dtype, device, "randn")), requires_grad)
 
 
-def rand(*shape, requires_grad=False, dtype=None):
+def rand(*shape, requires_grad=False, dtype=None, device=None):
     """Uniform samples in [0, 1) from minigan's one generator."""
-    return Tensor(backend.rand(_shape(shape), _dtype(dtype)), requires_grad)
+    return Tensor(backend.rand(_shape(shape), _dtype(dtype, device, "rand")), requires_grad)
 
 
-def arange(*args, dtype=None):
+def randn_like(t, requires_grad=False, dtype=None):
+    return randn(*t.shape, requires_grad=requires_grad, dtype=dtype or t.dtype)
+
+
+def rand_like(t, requires_grad=False, dtype=None):
+    return rand(*t.shape, requires_grad=requires_grad, dtype=dtype or t.dtype)
+
+
+def randint(low, high=None, size=None, dtype=None, device=None):
+    """Integers uniform in [low, high) (``randint(high, size)`` starts at 0), int64."""
+    if high is None or size is None and isinstance(high, (tuple, list)):
+        low, high, size = 0, low, high if size is None else size
+    backend.check_device(device, "randint")
+    return Tensor(backend.randint(low, high, tuple(size)).astype(dtype or xp.int64))
+
+
+def arange(*args, dtype=None, device=None):
+    backend.check_device(device, "arange")
     return Tensor(xp.arange(*args, dtype=dtype))

@@ -195,8 +195,11 @@ def _encode_item(key, item, arrays, where):
     return [key, _encode(item, arrays, f"{where}[{key!r}]")]
 
 
-def load(path):
+def load(path, map_location=None, weights_only=True):
     """Read what ``save`` wrote; arrays come back as host NumPy arrays.
+
+    ``map_location`` and ``weights_only`` are accepted so that ``torch.load`` calls run: the
+    device is checked against the backend, and arrays and plain values are all a file can hold.
 
     Everything is checked before it is used, so every bad file raises a ValueError that names
     the file and what is wrong with it: UnsafeFileError for files that hold pickled objects
@@ -205,6 +208,8 @@ def load(path):
     for foreign or crafted archives (wrong structure, missing arrays, array headers that do not
     match their data). A missing file raises FileNotFoundError.
     """
+    if isinstance(map_location, str):
+        backend.check_device(map_location, "load")
     path = os.fspath(path)
     with open(path, "rb") as file:
         head = file.read(4)

@@ -13,7 +13,9 @@ derivatives and no backward of its own. The fused ops agree with their definitio
 """
 from ..kernels import conv_output_size  # noqa: F401
 from . import reference  # noqa: F401
-from .activation import dropout, leaky_relu, log_softmax, relu, sigmoid, softmax, softplus, tanh
+from .activation import (
+    dropout, dropout2d, elu, gelu, leaky_relu, log_softmax, relu, sigmoid, silu, softmax, softplus, tanh,
+)
 from .indexing import embedding, one_hot, pad
 from .linear import conv2d, conv_transpose2d, linear
 from .loss import (
@@ -23,7 +25,8 @@ from .normalization import batch_norm, layer_norm
 from .reference import use_reference  # noqa: F401
 
 __all__ = [
-    "linear", "conv2d", "conv_transpose2d", "batch_norm", "layer_norm", "dropout", "relu",
+    "linear", "conv2d", "conv_transpose2d", "batch_norm", "layer_norm", "dropout", "dropout2d",
+    "gelu", "silu", "elu", "relu",
     "leaky_relu", "tanh", "sigmoid", "softplus", "log_softmax", "softmax", "one_hot",
     "embedding", "pad", "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss",
     "nll_loss", "cross_entropy",

@@ -5,11 +5,13 @@ from types import SimpleNamespace
 
 from .. import functional
 from . import init
+from .activation import ELU, GELU, Dropout2d, LogSoftmax, SiLU, Softmax, Softplus
 from .layers import (
     BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, Embedding, Flatten, Identity,
     LayerNorm, LeakyReLU, Linear, ReLU, Sigmoid, Tanh, Unflatten,
 )
-from .module import Module, Parameter, Sequential
+from .container import ModuleDict, ModuleList, Sequential
+from .module import Module, Parameter
 from .spectral_norm import remove_spectral_norm, spectral_norm
 
 utils = SimpleNamespace(spectral_norm=spectral_norm, remove_spectral_norm=remove_spectral_norm)

@@ -1,4 +1,4 @@
-"""Module, Parameter and Sequential: the containers every layer and model is built from.
+"""Module and Parameter: what every layer and model is built from.
 
 A Module registers what is assigned to it: a ``Parameter`` becomes a trainable parameter, a
 Module a child, and a tensor passed to ``register_buffer`` a buffer (state that is saved but not
@@ -227,6 +227,41 @@ class Module:
             param.requires_grad = requires_grad
         return self
 
+    def to(self, *args, **kwargs):
+        """``model.to(device)``, ``model.to(dtype)`` or both, as in PyTorch; returns the model.
+        One backend holds every array, so a device is checked (see ``Tensor.to``), never moved
+        to; a floating dtype converts every floating parameter and buffer in place."""
+        dtype, device = kwargs.pop("dtype", None), kwargs.pop("device", None)
+        kwargs.pop("non_blocking", None)
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}.to: unexpected arguments {sorted(kwargs)}")
+        for arg in args:
+            if isinstance(arg, str) or hasattr(arg, "type"):
+                device = arg
+            else:
+                dtype = arg
+        backend.check_device(device, f"{type(self).__name__}.to")
+        if dtype is not None:
+            dtype = backend.xp.dtype(dtype)
+            if dtype.kind != "f":
+                raise TypeError(f"{type(self).__name__}.to: only floating dtypes, got {dtype}")
+            for _, t in self._state_items():
+                if t.dtype.kind == "f" and t.dtype != dtype:
+                    t.data = t.data.astype(dtype)
+        return self
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        return self.to("cuda" if device is None else f"cuda:{device}")
+
+    def float(self):
+        return self.to(backend.xp.float32)
+
+    def double(self):
+        return self.to(backend.xp.float64)
+
     def zero_grad(self):
         for param in self.parameters():
             param.grad = None
@@ -295,41 +330,3 @@ class Module:
             return f"{type(self).__name__}({extra})"
         body = ([extra] if extra else []) + lines
         return f"{type(self).__name__}(\n  " + "\n  ".join(body) + "\n)"
-
-
-class Sequential(Module):
-    """Modules applied one after another. Children are named "0", "1", ... (or by the keys of a
-    dict passed as the only argument); indexing, slicing, len and iteration work as on a list.
-    """
-
-    def __init__(self, *modules):
-        super().__init__()
-        if len(modules) == 1 and isinstance(modules[0], dict):
-            for name, module in modules[0].items():
-                self.add_module(name, module)
-        else:
-            for i, module in enumerate(modules):
-                self.add_module(str(i), module)
-
-    def forward(self, x):
-        for module in self:
-            x = module(x)
-        return x
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
-
-    def __getitem__(self, index):
-        items = list(self._modules.items())
-        if isinstance(index, slice):
-            return Sequential(dict(items[index]))
-        if not -len(items) <= index < len(items):
-            raise IndexError(f"Sequential index {index} is out of range for {len(items)} modules")
-        return items[index][1]
-
-    def append(self, module):
-        self.add_module(str(len(self)), module)
-        return self

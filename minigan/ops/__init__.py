@@ -16,8 +16,8 @@ from ..autograd import Tensor
 from ..backend import xp
 from .conv import col2im, conv_output_size, fold, im2col, unfold
 from .elementwise import (
-    abs, add, cast, clamp, div, exp, leaky_relu, log, log1p, mul, neg, pow, relu, sigmoid, sign,
-    sqrt, sub, tanh, where,
+    abs, add, cast, clamp, div, erf, exp, leaky_relu, log, log1p, mul, neg, pow, relu, sigmoid,
+    sign, sqrt, sub, tanh, where,
 )
 from .linalg import matmul
 from .reductions import (
@@ -30,7 +30,7 @@ from .shape import (
 
 __all__ = [
     "abs", "add", "amax", "amin", "argmax", "argmin", "broadcast_to", "cast", "cat", "chunk",
-    "clamp", "clone", "col2im", "conv_output_size", "div", "exp", "flatten", "flip", "fold",
+    "clamp", "clone", "col2im", "conv_output_size", "div", "erf", "exp", "flatten", "flip", "fold",
     "getitem", "im2col", "leaky_relu", "log", "log1p", "matmul", "max", "maximum", "mean", "min",
     "minimum", "mul", "neg", "permute", "pow", "relu", "reshape", "sigmoid", "sign", "split",
     "sqrt", "squeeze", "stack", "std", "sub", "sum", "tanh", "transpose", "unfold", "unsqueeze",

@@ -180,7 +180,9 @@ def maximum(a, b):
     """Element-wise larger of a and b; at ties each gets half the gradient (as PyTorch)."""
     a, b = _as_tensor(a, b if isinstance(b, Tensor) else None), _as_tensor(b, a if isinstance(a, Tensor) else None)
     first, tie = (a.data > b.data), (a.data == b.data)
-    return a * const(first + 0.5 * tie) + b * const((a.data < b.data) + 0.5 * tie)
+    share_a = (first + 0.5 * tie).astype(a.dtype)
+    share_b = ((a.data < b.data) + 0.5 * tie).astype(b.dtype)
+    return a * const(share_a) + b * const(share_b)
 
 
 def minimum(a, b):
