@@ -5,7 +5,8 @@ What you will see:
   2. a derivative worked out by hand (the chain rule) next to the one the engine finds;
   3. a finite-difference check, the test every op in minigan passes;
   4. a second derivative through ``grad(create_graph=True)`` — the trick WGAN-GP depends on;
-  5. a plot of f(x) = tanh(x) * x and its first two derivatives, all from the engine.
+  5. a plot of f(x) = tanh(x) * x and its first two derivatives, all from the engine;
+  6. an exercise: your own op (softplus) as a Function, checked with gradcheck/gradgradcheck.
 
 Run it:
     python lessons/01_autograd.py            # prints, and writes runs/01_autograd/derivatives.png
@@ -27,6 +28,30 @@ def show_graph(t, depth=0):
     if t.node is not None:
         for parent in t.node.inputs:
             show_graph(parent, depth + 1)
+
+
+class Softplus(mg.Function):
+    """Exercise 6, solved: softplus(x) = log(1 + exp(x)) as an op of your own.
+
+    Try it before reading on. A Function needs two methods:
+      forward(self, a)  -- a NumPy (or CuPy) array in, an array out. Keep what backward needs.
+      backward(self, g) -- the gradient of the output in (a Tensor), the gradient of the input
+                           out, written with Tensor ops so it can be differentiated again.
+    The derivative of softplus is sigmoid(x); computing it from the saved input keeps the
+    backward a function of x, so gradgradcheck sees the second derivative sigmoid'(x) too.
+    """
+
+    def forward(self, a):
+        # log(1 + e^a) = max(a, 0) + log1p(e^-|a|): exp never sees a positive number
+        return mg.backend.xp.maximum(a, 0) + mg.backend.xp.log1p(mg.backend.xp.exp(-abs(a)))
+
+    def backward(self, g):
+        (x,) = self.inputs
+        return g * mg.sigmoid(x)
+
+
+def softplus(x):
+    return Softplus.apply(x)
 
 
 def main(argv=None):
@@ -84,8 +109,18 @@ def main(argv=None):
     path = os.path.join(args.out, "derivatives.png")
     viz.plot_functions(xs.numpy(), {"f(x) = x tanh(x)": f.numpy(), "f'(x)": df.numpy(),
                                     "f''(x)": d2f.numpy()}, path, title="A function and two derivatives from minigan")
+
+    # 6. Your own op. Everything above was made of minigan's primitives; writing one yourself
+    #    takes a forward on arrays and a backward in Tensor ops (the Softplus class above). The
+    #    same two checks then tell you whether your derivative is right, to first and second order.
+    print("\n6. Exercise: softplus written as a Function of your own, checked like every op")
+    z = mg.tensor([-30.0, -1.0, 0.0, 0.5, 30.0], dtype="float64", requires_grad=True)
+    own_ok = mg.gradcheck(softplus, [z]) and mg.gradgradcheck(softplus, [z])
+    agree = float((softplus(z) - mg.F.softplus(z)).abs().max().item())
+    print(f"    gradcheck and gradgradcheck pass: {own_ok}    |yours - F.softplus| <= {agree:.1e}")
     with open(os.path.join(args.out, "metrics.json"), "w") as fh:
-        json.dump({"gradcheck": ok, "gradgradcheck": ok2, "d2f_at_0.7": d2.item()}, fh, indent=2)
+        json.dump({"gradcheck": ok, "gradgradcheck": ok2, "d2f_at_0.7": d2.item(),
+                   "own_softplus_checks": own_ok, "own_softplus_max_difference": agree}, fh, indent=2)
     print(f"\nWrote {path}")
 
 
