@@ -18,12 +18,15 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import machine  # noqa: E402  (the benchmark folder, just put on the path)
+
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--models", default="mlp,dcgan28,dcgan32", help="comma-separated: mlp, dcgan28, dcgan32")
+    p.add_argument("--models", default="mlp,dcgan28,dcgan32,dcgan64",
+                   help="comma-separated: mlp, dcgan28, dcgan32, dcgan64")
     p.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads for both frameworks")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=20, help="timed steps per framework (median taken)")
@@ -262,6 +265,9 @@ def main(argv=None):
         except ImportError:
             print("(torch is not installed: timing minigan alone; pip install torch==2.13.0 to compare)")
     device = "GPU (CuPy vs torch CUDA)" if gpu else f"CPU, {args.threads} thread(s)"
+    torch_version = frameworks[1].torch.__version__ if len(frameworks) > 1 else None
+    print(f"Machine: {machine.describe(torch_version)}")
+    print(f"Started at {machine.load_average()}\n")
     print(f"## Train step, batch {args.batch}, {device}, median of {args.steps} steps\n")
     print("| model | minigan ms | PyTorch ms | minigan / PyTorch | matmul share (minigan) |")
     print("|---|---:|---:|---:|---:|")
