@@ -1,5 +1,6 @@
-"""Optimizers: trajectories against PyTorch, closed-form single steps, state dict round trips,
-and the contract around gradients (skipped when None, never mutated) and bad hyper-parameters."""
+"""Optimizers: trajectories against PyTorch for every option (AdamW, amsgrad, maximize
+included), closed-form single steps, state dict round trips, and the contract around gradients
+(skipped when None, never mutated) and bad hyper-parameters."""
 import numpy as np
 import pytest
 
@@ -25,6 +26,18 @@ CASES = [
     ("Adam", dict(lr=0.05)),
     ("Adam", dict(lr=0.05, betas=(0.5, 0.9), weight_decay=0.1)),
     ("Adam", dict(lr=0.01, betas=(0.0, 0.99), eps=1e-6)),
+    ("Adam", dict(lr=0.05, amsgrad=True)),
+    ("Adam", dict(lr=0.05, betas=(0.5, 0.9), amsgrad=True, weight_decay=0.1)),
+    ("AdamW", dict(lr=0.05)),
+    ("AdamW", dict(lr=0.05, betas=(0.5, 0.9), weight_decay=0.3)),
+    ("AdamW", dict(lr=0.05, amsgrad=True, weight_decay=0.1, eps=1e-6)),
+    ("AdamW", dict(lr=0.05, weight_decay=0)),
+    ("SGD", dict(lr=0.01, maximize=True)),
+    ("SGD", dict(lr=0.01, momentum=0.9, nesterov=True, weight_decay=0.05, maximize=True)),
+    ("Adam", dict(lr=0.05, weight_decay=0.1, maximize=True)),
+    ("AdamW", dict(lr=0.05, amsgrad=True, weight_decay=0.1, maximize=True)),
+    ("RMSprop", dict(lr=0.01, maximize=True)),
+    ("RMSprop", dict(lr=0.01, alpha=0.9, momentum=0.5, centered=True, weight_decay=0.1, maximize=True)),
     ("RMSprop", dict(lr=0.01)),
     ("RMSprop", dict(lr=0.01, momentum=0.9)),
     ("RMSprop", dict(lr=0.01, centered=True)),
@@ -293,11 +306,31 @@ def test_closure_is_called_and_its_loss_returned():
     (lambda p: optim.RMSprop(p, alpha=-0.9), "-0.9"),
     (lambda p: optim.RMSprop(p, momentum=-0.1), "-0.1"),
     (lambda p: optim.Adam([{"params": p[:1]}, {"params": p[1:], "lr": -2.0}]), "-2.0"),
+    (lambda p: optim.AdamW(p, weight_decay=float("nan")), "AdamW: invalid weight_decay: nan"),
+    (lambda p: optim.Adam(p, lr=float("inf")), "Adam: invalid lr: inf"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=float("-inf")), "SGD: invalid momentum: -inf"),
+    (lambda p: optim.AdamW(p, betas=(0.9, float("nan"))), "AdamW: invalid beta2: nan"),
+    (lambda p: optim.AdamW(p, betas=(0.9,)), r"AdamW: invalid betas: (0.9,)"),
+    (lambda p: optim.RMSprop(p, alpha=1.5), "RMSprop: invalid alpha: 1.5"),
+    (lambda p: optim.RMSprop(p, eps=float("nan")), "RMSprop: invalid eps: nan"),
 ])
 def test_bad_hyper_parameters_raise(make, value):
     params = [mg.zeros(2, requires_grad=True), mg.zeros(1, requires_grad=True)]
-    with pytest.raises(ValueError, match=value.replace(".", r"\.")):
+    with pytest.raises(ValueError, match=value.replace(".", r"\.").replace("(", r"\(").replace(")", r"\)")):
         make(params)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: optim.SGD(p, lr="0.1"), "SGD: invalid lr: '0.1' (expected a number)"),
+    (lambda p: optim.Adam(p, eps=None), "Adam: invalid eps: None (expected a number)"),
+    (lambda p: optim.Adam(p, lr=True), "Adam: invalid lr: True (expected a number)"),
+    (lambda p: optim.AdamW(p, amsgrad="yes"), "AdamW: invalid amsgrad: 'yes' (expected True or False)"),
+    (lambda p: optim.RMSprop(p, maximize=None), "RMSprop: invalid maximize: None"),
+])
+def test_hyper_parameters_of_the_wrong_type_raise(make, message):
+    with pytest.raises(TypeError) as error:
+        make([mg.zeros(2, requires_grad=True)])
+    assert message in str(error.value)
 
 
 def test_bad_params_raise():
@@ -314,3 +347,120 @@ def test_bad_params_raise():
         optim.Adam([p * 2])
     with pytest.raises(TypeError, match="ndarray"):
         optim.Adam([np.zeros(2)])
+
+
+# --- AdamW, amsgrad, maximize: closed forms ---------------------------------------------------
+def test_adamw_single_step_closed_form():
+    """The decay multiplies the parameter before the Adam step and never enters the moments."""
+    p0 = np.array([1.0, -2.0, 0.5])
+    p = mg.tensor(p0.copy(), requires_grad=True)
+    opt = optim.AdamW([p], lr=0.1, betas=(0.8, 0.9), eps=1e-3, weight_decay=0.5)
+    (p * p * p).sum().backward()  # g = 3 p^2
+    opt.step()
+    g = 3 * p0**2
+    m_hat, v_hat = g, g**2  # one step: the bias corrections undo (1 - beta) exactly
+    expected = p0 * (1 - 0.1 * 0.5) - 0.1 * m_hat / (np.sqrt(v_hat) + 1e-3)
+    np.testing.assert_allclose(p.numpy(), expected, rtol=1e-14)
+    np.testing.assert_allclose(opt.state[p]["exp_avg"], 0.2 * g, rtol=1e-14)
+
+
+def test_adamw_defaults_are_pytorchs():
+    opt = optim.AdamW([mg.zeros(2, requires_grad=True)])
+    group = opt.param_groups[0]
+    assert (group["lr"], group["betas"], group["eps"], group["weight_decay"]) == (1e-3, (0.9, 0.999), 1e-8, 0.01)
+    assert group["amsgrad"] is False and group["maximize"] is False
+
+
+def test_amsgrad_divides_by_the_largest_second_moment_seen():
+    """A large gradient then a small one: v falls, but the step is scaled by the larger v."""
+    b1, b2, lr, eps = 0.5, 0.5, 0.1, 1e-8
+    p = mg.tensor([0.0], requires_grad=True)
+    opt = optim.Adam([p], lr=lr, betas=(b1, b2), eps=eps, amsgrad=True)
+    for g in (4.0, 1.0):
+        p.grad = mg.tensor([g], dtype=p.dtype)
+        before = p.numpy()[0]
+        opt.step()
+    m = b1 * (1 - b1) * 4.0 + (1 - b1) * 1.0
+    v = b2 * (1 - b2) * 16.0 + (1 - b2) * 1.0
+    v_max = max((1 - b2) * 16.0, v)  # 8.0 from step 1 against 4.5 now
+    expected = before - lr / (1 - b1**2) * m / (np.sqrt(v_max) / np.sqrt(1 - b2**2) + eps)
+    assert opt.state[p]["max_exp_avg_sq"][0] == v_max and opt.state[p]["exp_avg_sq"][0] == v
+    np.testing.assert_allclose(p.numpy()[0], expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name, kwargs", [(n, kw) for n, kw in CASES if not kw.get("maximize")],
+                         ids=[i for i, (_, kw) in zip(CASE_IDS, CASES) if not kw.get("maximize")])
+def test_maximize_is_descent_on_the_negated_objective(name, kwargs):
+    """maximize=True on f moves the parameters exactly as the default does on -f."""
+    climbed = mg.tensor(W0.copy(), dtype="float64", requires_grad=True)
+    descended = mg.tensor(W0.copy(), dtype="float64", requires_grad=True)
+    up = getattr(optim, name)([climbed], maximize=True, **kwargs)
+    down = getattr(optim, name)([descended], **kwargs)
+    for _ in range(5):
+        for p, opt, sign in ((climbed, up, -1.0), (descended, down, 1.0)):
+            opt.zero_grad()
+            (sign * (p * p * p).sum()).backward()
+            opt.step()
+    assert np.array_equal(climbed.numpy(), descended.numpy())
+    assert not np.array_equal(climbed.numpy(), W0)
+
+
+@pytest.mark.parametrize("name, kwargs", CASES, ids=CASE_IDS)
+def test_state_names_are_pytorchs(name, kwargs):
+    """Each parameter's state has the entries PyTorch's optimizer keeps; SGD's also counts its
+    steps, which PyTorch's SGD does not."""
+    torch = pytest.importorskip("torch")
+    ours, theirs = mg.tensor(W0.copy(), requires_grad=True), torch.tensor(W0, requires_grad=True)
+    opt, ref = getattr(optim, name)([ours], **kwargs), getattr(torch.optim, name)([theirs], **kwargs)
+    ours.grad, theirs.grad = mg.tensor(W0.copy()), torch.tensor(W0)
+    opt.step()
+    ref.step()
+    expected = {k for k, v in ref.state_dict()["state"].get(0, {}).items() if v is not None}
+    expected |= {"step"} if name == "SGD" else set()
+    assert set(opt.state_dict()["state"][0]) == expected
+    assert set(opt.param_groups[0]) <= set(ref.param_groups[0])
+
+
+@pytest.mark.parametrize("name, kwargs", [c for c in CASES if c[0] != "SGD"],
+                         ids=[i for i, c in zip(CASE_IDS, CASES) if c[0] != "SGD"])
+def test_pytorch_state_dict_loads_and_continues_the_same(name, kwargs):
+    torch = pytest.importorskip("torch")
+    ours = mg.tensor(W0.copy(), dtype="float64", requires_grad=True)
+    theirs = torch.tensor(W0, requires_grad=True)
+    ref = getattr(torch.optim, name)([theirs], **kwargs)
+    grads = np.random.default_rng(3).standard_normal((6,) + W0.shape)
+    for g in grads[:3]:
+        theirs.grad = torch.tensor(g)
+        ref.step()
+    ours.data[...] = theirs.detach().numpy()
+    opt = getattr(optim, name)([ours], lr=5.0)
+    opt.load_state_dict(ref.state_dict())
+    for g in grads[3:]:
+        theirs.grad, ours.grad = torch.tensor(g), mg.tensor(g)
+        ref.step()
+        opt.step()
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_state_dict_without_the_newer_options_loads():
+    """A state dict saved before amsgrad/maximize existed keeps this optimizer's values."""
+    p = mg.zeros(2, requires_grad=True)
+    opt = optim.Adam([p], amsgrad=True, maximize=True)
+    saved = opt.state_dict()
+    for group in saved["param_groups"]:
+        del group["amsgrad"], group["maximize"]
+    saved["param_groups"][0]["lr"] = 0.5
+    opt.load_state_dict(saved)
+    group = opt.param_groups[0]
+    assert group["lr"] == 0.5 and group["amsgrad"] is True and group["maximize"] is True
+
+
+def test_load_state_dict_is_all_or_nothing():
+    a, b = mg.zeros(2, requires_grad=True), mg.zeros(1, requires_grad=True)
+    opt = optim.SGD([{"params": [a]}, {"params": [b]}], lr=0.1)
+    saved = opt.state_dict()
+    saved["param_groups"][0]["lr"] = 0.5
+    saved["param_groups"][1]["lr"] = float("nan")
+    with pytest.raises(ValueError, match="SGD: invalid lr: nan"):
+        opt.load_state_dict(saved)
+    assert [g["lr"] for g in opt.param_groups] == [0.1, 0.1]

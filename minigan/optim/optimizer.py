@@ -1,4 +1,4 @@
-"""Optimizers: SGD, Adam and RMSprop, with PyTorch's names, defaults and update formulas.
+"""The Optimizer base class: parameter groups, ``step``, ``zero_grad`` and state dicts.
 
 An optimizer holds ``param_groups``: a list of dicts, each with its ``params`` and its own
 hyper-parameters (so a generator and a discriminator head can share one optimizer with
@@ -15,9 +15,10 @@ Per-parameter state (moment estimates, momentum buffers, a step count) lives in 
     array([ 0.8, -1.6], dtype=float32)
 """
 import math
+import numbers
 
-from . import backend
-from .autograd import Tensor, enable_grad, no_grad
+from .. import backend
+from ..autograd import Tensor, enable_grad, no_grad
 
 
 class Optimizer:
@@ -25,7 +26,8 @@ class Optimizer:
 
     A subclass gives ``defaults`` (its hyper-parameters), ``_check(group)`` (validates and
     normalises one group's hyper-parameters) and ``_update(param, grad, state, group)``
-    (updates the raw ``param`` array in place, given the raw ``grad`` array).
+    (updates the raw ``param`` array in place, given the raw ``grad`` array, which it must not
+    change). A group with ``maximize=True`` climbs its objective: ``_update`` sees ``-grad``.
     """
 
     def __init__(self, params, defaults):
@@ -98,9 +100,10 @@ class Optimizer:
                             f"{type(self).__name__}.step(): a gradient of shape {p.grad.shape} "
                             f"cannot update a parameter of shape {p.shape}"
                         )
+                    grad = -p.grad.data if group.get("maximize") else p.grad.data
                     state = self.state.setdefault(p, {"step": 0})
                     state["step"] += 1
-                    self._update(p.data, p.grad.data, state, group)
+                    self._update(p.data, grad, state, group)
                     p._modified()
         return loss
 
@@ -109,6 +112,32 @@ class Optimizer:
 
     def _update(self, param, grad, state, group):
         raise NotImplementedError
+
+    # --- validating hyper-parameters ---------------------------------------------------------
+    def _number(self, name, value, low=0.0, high=math.inf, high_open=True):
+        """``value`` as a float in [low, high) (or [low, high] with ``high_open=False``); NaN,
+        infinities and non-numbers are refused, naming the optimizer, ``name`` and the value."""
+        where = f"{type(self).__name__}: invalid {name}: {value!r}"
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(f"{where} (expected a number)")
+        number = float(value)
+        inside = low <= number and (number < high if high_open else number <= high)
+        if not (inside and math.isfinite(number)):  # NaN fails every comparison
+            bound = "" if high == math.inf else f" and {'<' if high_open else '<='} {high}"
+            raise ValueError(f"{where} (it must be a finite number >= {low}{bound})")
+        return number
+
+    def _numbers(self, group, *names):
+        """``_number`` for each name: finite and >= 0 (learning rates, decays, eps)."""
+        for name in names:
+            group[name] = self._number(name, group[name])
+
+    def _flags(self, group, *names):
+        for name in names:
+            if not isinstance(group[name], (bool, numbers.Integral, backend.xp.bool_)):
+                raise TypeError(f"{type(self).__name__}: invalid {name}: {group[name]!r} "
+                                "(expected True or False)")
+            group[name] = bool(group[name])
 
     # --- saving and restoring -----------------------------------------------------------------
     def _indexed_params(self):
@@ -135,7 +164,8 @@ class Optimizer:
 
     def load_state_dict(self, state_dict):
         """Restore hyper-parameters and per-parameter state saved by ``state_dict``. State
-        arrays may be NumPy arrays or Tensors; they are copied onto the backend."""
+        arrays may be NumPy arrays or Tensors; they are copied onto the backend. A saved group
+        without a newer hyper-parameter (``maximize``, say) keeps this optimizer's value."""
         groups = list(state_dict["param_groups"])
         if len(groups) != len(self.param_groups):
             raise ValueError(
@@ -163,9 +193,13 @@ class Optimizer:
                 )
             p = by_index[index]
             state[p] = {name: _restore(name, value, p, index) for name, value in entry.items()}
+        updated = []
         for saved, group in zip(groups, self.param_groups):
-            group.update({name: value for name, value in saved.items() if name != "params"})
-            self._check(group)
+            group = dict(group, **{name: value for name, value in saved.items() if name != "params"})
+            self._check(group)  # every group is checked before any is changed
+            updated.append(group)
+        for group, new in zip(self.param_groups, updated):
+            group.update(new)
         self.state = state
 
     def __repr__(self):
@@ -187,142 +221,3 @@ def _restore(name, value, param, index):
             f"has shape {param.shape}"
         )
     return array
-
-
-def _non_negative(group, *names):
-    for name in names:
-        value = float(group[name])
-        if not 0 <= value < math.inf:  # NaN fails this too
-            raise ValueError(f"invalid {name}: {group[name]!r} (it must be a finite number >= 0)")
-        group[name] = value
-
-
-class SGD(Optimizer):
-    """Stochastic gradient descent with optional momentum (PyTorch's formulation):
-
-        d = g + weight_decay * p
-        b = d on the first step, else momentum * b + (1 - dampening) * d
-        d = d + momentum * b  (nesterov)  or  d = b
-        p = p - lr * d
-    """
-
-    def __init__(self, params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False):
-        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
-                                      weight_decay=weight_decay, nesterov=nesterov))
-
-    def _check(self, group):
-        _non_negative(group, "lr", "momentum", "dampening", "weight_decay")
-        group["nesterov"] = bool(group["nesterov"])
-        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
-            raise ValueError(
-                f"nesterov momentum needs momentum > 0 and dampening = 0, got "
-                f"momentum={group['momentum']!r}, dampening={group['dampening']!r}"
-            )
-
-    def _update(self, param, grad, state, group):
-        momentum = group["momentum"]
-        d = grad
-        if group["weight_decay"]:
-            d = d + group["weight_decay"] * param
-        if momentum:
-            buf = state.get("momentum_buffer")
-            if buf is None:
-                buf = state["momentum_buffer"] = d.copy()
-            else:
-                buf *= momentum
-                buf += (1 - group["dampening"]) * d
-            d = d + momentum * buf if group["nesterov"] else buf
-        param -= group["lr"] * d
-
-
-class Adam(Optimizer):
-    """Adam (Kingma & Ba, 2015) with L2 weight decay added to the gradient, as PyTorch's Adam:
-
-        g = g + weight_decay * p
-        m = beta1 * m + (1 - beta1) * g          v = beta2 * v + (1 - beta2) * g^2
-        p = p - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
-    """
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
-        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay))
-
-    def _check(self, group):
-        _non_negative(group, "lr", "eps", "weight_decay")
-        betas = tuple(float(b) for b in group["betas"])
-        if len(betas) != 2:
-            raise ValueError(f"invalid betas: {group['betas']!r} (expected two numbers)")
-        for k, beta in enumerate(betas):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"invalid beta{k + 1}: {beta!r} (it must lie in [0, 1))")
-        group["betas"] = betas
-
-    def _update(self, param, grad, state, group):
-        beta1, beta2 = group["betas"]
-        if "exp_avg" not in state:
-            state["exp_avg"] = backend.xp.zeros_like(param)
-            state["exp_avg_sq"] = backend.xp.zeros_like(param)
-        m, v, t = state["exp_avg"], state["exp_avg_sq"], state["step"]
-        if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param
-        # in place through one scratch array: 2 allocations fewer per parameter made the
-        # MLP GAN's two Adam steps ~40% cheaper (benchmarks/train_step.py)
-        xp = backend.xp
-        scratch = xp.subtract(grad, m)
-        scratch *= 1 - beta1
-        m += scratch  # = beta1 * m + (1 - beta1) * g, written as PyTorch's lerp
-        xp.multiply(grad, grad, out=scratch)
-        scratch *= 1 - beta2
-        v *= beta2
-        v += scratch
-        xp.sqrt(v, out=scratch)
-        scratch /= (1 - beta2**t) ** 0.5
-        scratch += group["eps"]
-        xp.divide(m, scratch, out=scratch)
-        scratch *= group["lr"] / (1 - beta1**t)
-        param -= scratch
-
-
-class RMSprop(Optimizer):
-    """RMSprop (Hinton's lecture 6e), PyTorch's variant:
-
-        g = g + weight_decay * p
-        s = alpha * s + (1 - alpha) * g^2
-        a = alpha * a + (1 - alpha) * g;  r = sqrt(s - a^2) + eps   (centered)
-        r = sqrt(s) + eps                                           (otherwise)
-        b = momentum * b + g / r;  p = p - lr * b                   (momentum > 0)
-        p = p - lr * g / r                                          (otherwise)
-    """
-
-    def __init__(self, params, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
-                 centered=False):
-        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
-                                      momentum=momentum, centered=centered))
-
-    def _check(self, group):
-        _non_negative(group, "lr", "alpha", "eps", "weight_decay", "momentum")
-        group["centered"] = bool(group["centered"])
-
-    def _update(self, param, grad, state, group):
-        xp, alpha, momentum = backend.xp, group["alpha"], group["momentum"]
-        for name, wanted in (("square_avg", True), ("momentum_buffer", momentum > 0),
-                             ("grad_avg", group["centered"])):
-            if wanted and name not in state:
-                state[name] = xp.zeros_like(param)
-        if group["weight_decay"]:
-            grad = grad + group["weight_decay"] * param
-        square_avg = state["square_avg"]
-        square_avg *= alpha
-        square_avg += (1 - alpha) * grad * grad
-        if group["centered"]:
-            grad_avg = state["grad_avg"]
-            grad_avg += (1 - alpha) * (grad - grad_avg)
-            rms = xp.sqrt(square_avg - grad_avg * grad_avg) + group["eps"]
-        else:
-            rms = xp.sqrt(square_avg) + group["eps"]
-        if momentum > 0:
-            buf = state["momentum_buffer"]
-            buf *= momentum
-            buf += grad / rms
-            param -= group["lr"] * buf
-        else:
-            param -= group["lr"] * (grad / rms)
