@@ -1,8 +1,6 @@
 """Neural-network building blocks with PyTorch's names: Module, Parameter, Sequential, layers,
-``init`` (initialisers) and ``utils`` (spectral_norm, remove_spectral_norm, as in
-torch.nn.utils). ``nn.functional`` is ``minigan.functional``."""
-from types import SimpleNamespace
-
+``init`` (initialisers) and ``utils`` (clip_grad_norm_, clip_grad_value_, spectral_norm,
+remove_spectral_norm, as in torch.nn.utils). ``nn.functional`` is ``minigan.functional``."""
 from .. import functional
 from . import init
 from .activation import ELU, GELU, Dropout2d, LogSoftmax, SiLU, Softmax, Softplus
@@ -13,5 +11,4 @@ from .layers import (
 from .container import ModuleDict, ModuleList, Sequential
 from .module import Module, Parameter
 from .spectral_norm import remove_spectral_norm, spectral_norm
-
-utils = SimpleNamespace(spectral_norm=spectral_norm, remove_spectral_norm=remove_spectral_norm)
+from . import utils
