@@ -30,16 +30,23 @@ phase plane with stride s, the padded image's pixels (s*a + r, s*b + q) for one 
                 a b a b a b                    a a a         b b b         c c c
 
             Copying rectangles instead of strided views keeps NumPy's inner loops long.
+row block   the output positions of a few rows (OH range), whose columns fit in ``BLOCK_BYTES``:
+            the convolutions gather one block's columns, multiply them and move on, so the
+            columns stay in the CPU's cache instead of a k*k-times-larger array going through
+            memory (and nothing that large is kept for the backward).
 """
 import builtins
 
 from .backend import xp
 
 
-def matmul(a, b):
+BLOCK_BYTES = 1 << 20  # the columns of one row block: small enough to stay in the CPU's cache
+
+
+def matmul(a, b, out=None):
     """Every matrix product of the engine goes through here (the benchmark times this one
     function to tell matrix products from everything else)."""
-    return xp.matmul(a, b)
+    return xp.matmul(a, b, out=out)
 
 
 def conv_output_size(size, kernel, stride=1, padding=0, dilation=1):
@@ -52,11 +59,18 @@ def batch_last(x):
     return xp.ascontiguousarray(x.transpose(1, 2, 3, 0))
 
 
-def _phase_planes(c, n, size, kernel, stride, padding, dilation, positions, dtype):
+def positions(size, geometry):
+    """(OH, OW): the output positions of a convolution with ``geometry`` over an image ``size``."""
+    return tuple(conv_output_size(*axis) for axis in zip(size, *geometry))
+
+
+def _zero_planes(c, n, size, geometry, dtype):
     """Zeroed phase planes (C, sh, sw, rows, cols, N) of a padded batch-last image, big enough
-    for every pixel and for every kernel window at each of ``positions`` (OH, OW)."""
+    for every pixel and for every kernel window at each output position."""
+    kernel, stride, padding, dilation = geometry
     extent = [builtins.max(((k - 1) * d) // s + m_out, -(-(m + 2 * p) // s))
-              for m, k, s, p, d, m_out in zip(size, kernel, stride, padding, dilation, positions)]
+              for m, k, s, p, d, m_out in zip(size, kernel, stride, padding, dilation,
+                                               positions(size, geometry))]
     return xp.zeros((c, *stride, *extent, n), dtype=dtype)
 
 
@@ -73,88 +87,136 @@ def _image_in_planes(size, stride, padding):
             yield (slice(None), slice(y, None, sh), slice(x, None, sw)), (slice(None), r, q, rows, columns)
 
 
-def _windows_in_planes(kernel, stride, dilation, positions):
+def _windows_in_planes(geometry, rows, ow):
     """Pairs (column index, plane index): the columns of kernel offset (i, j), cols[:, i, j],
-    and the rectangle of the phase planes its windows cover, one pixel per output position."""
-    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, positions
+    for the output rows ``rows`` = (first, end), and the rectangle of the phase planes their
+    windows cover, one pixel per output position."""
+    (kh, kw), (sh, sw), _, (dh, dw) = geometry
+    first, end = rows
     for i in range(kh):
         qi, ri = divmod(i * dh, sh)
         for j in range(kw):
             qj, rj = divmod(j * dw, sw)
-            yield (slice(None), i, j), (slice(None), ri, rj, slice(qi, qi + oh), slice(qj, qj + ow))
+            yield (slice(None), i, j), (slice(None), ri, rj, slice(qi + first, qi + end), slice(qj, qj + ow))
+
+
+def _row_blocks(rows, bytes_per_row):
+    """(first, end) ranges covering ``rows`` output rows, each within ``BLOCK_BYTES``."""
+    step = builtins.max(1, BLOCK_BYTES // builtins.max(1, bytes_per_row))
+    for first in range(0, rows, step):
+        yield first, builtins.min(rows, first + step)
+
+
+def planes(x, geometry):
+    """The phase planes (C, sh, sw, rows, cols, N) of the padded image x (N, C, H, W): where
+    every kernel window is a rectangle. Stride 1 without padding needs no copy (the batch-last
+    image is its own single plane)."""
+    n, c, h, w = x.shape
+    _, stride, padding, _ = geometry
+    if tuple(stride) + tuple(padding) == (1, 1, 0, 0):
+        return batch_last(x).reshape(c, 1, 1, h, w, n)
+    result = _zero_planes(c, n, (h, w), geometry, x.dtype)
+    image = x.transpose(1, 2, 3, 0)  # (C, H, W, N), a view
+    for in_image, in_planes in _image_in_planes((h, w), stride, padding):
+        result[in_planes] = image[in_image]
+    return result
+
+
+def _gather(source, cols, geometry, rows):
+    """Fill ``cols`` (C, kh, kw, rows, OW, N) with the windows of output rows ``rows``."""
+    for in_cols, in_planes in _windows_in_planes(geometry, rows, cols.shape[4]):
+        cols[in_cols] = source[in_planes]
+
+
+def _scatter(cols, target, geometry, rows):
+    """Add the columns of output rows ``rows`` back into the phase planes ``target``."""
+    for in_cols, in_planes in _windows_in_planes(geometry, rows, cols.shape[4]):
+        target[in_planes] += cols[in_cols]
+
+
+def _interleave(source, size, geometry):
+    """The (N, C, H, W) image, lying batch-last, whose phase planes are ``source``."""
+    c, _, _, _, _, n = source.shape
+    (h, w), (_, stride, (ph, pw), _) = size, geometry
+    if tuple(stride) == (1, 1):
+        return source[:, 0, 0, ph:ph + h, pw:pw + w].transpose(3, 0, 1, 2)  # a view
+    out = xp.empty((c, h, w, n), dtype=source.dtype)
+    for in_image, in_planes in _image_in_planes(size, stride, padding=(ph, pw)):
+        out[in_image] = source[in_planes]
+    return out.transpose(3, 0, 1, 2)
 
 
 def im2col(x, kernel, stride, padding, dilation):
-    """Columns (C, kh, kw, OH, OW, N) of an (N, C, H, W) array: the padded image is split into
-    its stride phases, where every kernel window is a rectangle. Equals the plain unfold's
-    columns, reordered."""
-    n, c, h, w = x.shape
-    positions = tuple(conv_output_size(*axis) for axis in zip((h, w), kernel, stride, padding, dilation))
-    if tuple(stride) + tuple(padding) == (1, 1, 0, 0):
-        planes = batch_last(x).reshape(c, 1, 1, h, w, n)  # no copy when x is batch-last
-    else:
-        planes = _phase_planes(c, n, (h, w), kernel, stride, padding, dilation, positions, x.dtype)
-        image = x.transpose(1, 2, 3, 0)  # (C, H, W, N), a view
-        for in_image, in_planes in _image_in_planes((h, w), stride, padding):
-            planes[in_planes] = image[in_image]
-    cols = xp.empty((c, *kernel, *positions, n), dtype=x.dtype)
-    for in_cols, in_planes in _windows_in_planes(kernel, stride, dilation, positions):
-        cols[in_cols] = planes[in_planes]
+    """All the columns (C, kh, kw, OH, OW, N) of an (N, C, H, W) array at once: equal to the
+    plain unfold's columns, reordered. (The convolutions gather them a row block at a time.)"""
+    geometry = (kernel, stride, padding, dilation)
+    oh, ow = positions(x.shape[2:], geometry)
+    cols = xp.empty((x.shape[1], *kernel, oh, ow, x.shape[0]), dtype=x.dtype)
+    _gather(planes(x, geometry), cols, geometry, (0, oh))
     return cols
 
 
 def fold(cols, size, stride, padding, dilation):
-    """Sum columns (C, kh, kw, OH, OW, N) into an (N, C, H, W) image lying batch-last: the
-    adjoint of ``im2col``. Each kernel offset is added into the plane of its stride phase (a
-    rectangle there), and the planes are interleaved into the image at the end.
-
-    (Adding every offset into a stride-2 view of a channel-major image instead runs NumPy inner
-    loops one output row long, 8 values for a 16x16 image: mostly loop overhead. On a
-    64-channel 8x8 -> 16x16 fold the planes took 1.8 ms instead of 5.3 ms, one core.)"""
+    """Sum all the columns (C, kh, kw, OH, OW, N) into an (N, C, H, W) image lying batch-last:
+    the adjoint of ``im2col``. Each kernel offset is added into the plane of its stride phase (a
+    rectangle there), and the planes are interleaved into the image at the end."""
     c, kh, kw, oh, ow, n = cols.shape
-    (h, w), (ph, pw) = size, padding
-    planes = _phase_planes(c, n, size, (kh, kw), stride, padding, dilation, (oh, ow), cols.dtype)
-    for in_cols, in_planes in _windows_in_planes((kh, kw), stride, dilation, (oh, ow)):
-        planes[in_planes] += cols[in_cols]
-    if tuple(stride) == (1, 1):
-        out = planes[:, 0, 0, ph:ph + h, pw:pw + w]  # a view; batch-last rows of a wider image
-    else:
-        out = xp.empty((c, h, w, n), dtype=cols.dtype)
-        for in_image, in_planes in _image_in_planes(size, stride, padding):
-            out[in_image] = planes[in_planes]
+    geometry = ((kh, kw), stride, padding, dilation)
+    target = _zero_planes(c, n, size, geometry, cols.dtype)
+    _scatter(cols, target, geometry, (0, oh))
+    return _interleave(target, size, geometry)
+
+
+def conv2d(source, size, weight, bias, geometry):
+    """The convolution of the image whose phase planes are ``source`` (see ``planes``; the
+    image is (N, C, *size)) with ``weight`` (O, C, kh, kw), plus ``bias`` (O,): for each row
+    block, its columns gathered and one matrix product into the output. (N, O, OH, OW),
+    batch-last."""
+    c, n = source.shape[0], source.shape[-1]
+    o, _, kh, kw = weight.shape
+    oh, ow = positions(size, geometry)
+    k = c * kh * kw
+    kernels2d = weight.reshape(o, k)
+    out = xp.empty((o, oh, ow, n), dtype=source.dtype)
+    for first, end in _row_blocks(oh, k * ow * n * source.itemsize):
+        length = (end - first) * ow * n
+        cols = xp.empty((c, kh, kw, end - first, ow, n), dtype=source.dtype)
+        _gather(source, cols, geometry, (first, end))
+        matmul(kernels2d, cols.reshape(k, length), out=out[:, first:end].reshape(o, length))
+    if bias is not None:
+        out += bias.reshape(-1, 1, 1, 1)
     return out.transpose(3, 0, 1, 2)
 
 
-def as_matrix(cols):
-    """Columns (C, kh, kw, OH, OW, N) as the matrix (C*kh*kw, OH*OW*N), a view."""
-    c, kh, kw, oh, ow, n = cols.shape
-    return cols.reshape(c * kh * kw, oh * ow * n)
-
-
-def conv2d(cols, weight, bias=None):
-    """The convolution of the image ``cols`` came from with ``weight`` (O, C, kh, kw), plus
-    ``bias`` (O,): one matrix product, the bias added in place; (N, O, OH, OW) batch-last."""
-    *_, oh, ow, n = cols.shape
-    out = matmul(weight.reshape(weight.shape[0], -1), as_matrix(cols))
-    if bias is not None:
-        out += bias.reshape(-1, 1)
-    return out.reshape(weight.shape[0], oh, ow, n).transpose(3, 0, 1, 2)
+def conv_weight_grad(source, size, g, geometry):
+    """d<conv2d(x, w), g>/dw from the phase planes ``source`` of x and the output gradient g
+    (N, O, OH, OW): the sum over row blocks of g's rows times the block's columns, transposed."""
+    c, n = source.shape[0], source.shape[-1]
+    (kh, kw), o = geometry[0], g.shape[1]
+    oh, ow = positions(size, geometry)
+    k = c * kh * kw
+    rows = batch_last(g)  # (O, OH, OW, N): free when g lies batch-last
+    total = xp.zeros((o, k), dtype=g.dtype)
+    for first, end in _row_blocks(oh, k * ow * n * g.itemsize):
+        length = (end - first) * ow * n
+        cols = xp.empty((c, kh, kw, end - first, ow, n), dtype=g.dtype)
+        _gather(source, cols, geometry, (first, end))
+        total += matmul(rows[:, first:end].reshape(o, length), cols.reshape(k, length).T)
+    return total.reshape(o, c, kh, kw)
 
 
 def conv_transpose2d(x, weight, geometry, size):
     """x (N, C, H, W) with weight (C, O, kh, kw) -> (N, O, *size) batch-last: every input pixel
-    scatters its kernel-weighted copy, all copies from one matrix product, summed by ``fold``."""
-    (kh, kw), stride, padding, dilation = geometry
-    n, channels, h, w = x.shape
-    rows = batch_last(x).reshape(channels, h * w * n)
-    cols = matmul(weight.reshape(channels, -1).T, rows)  # (O*kh*kw, H*W*N)
-    cols = cols.reshape(weight.shape[1], kh, kw, h, w, n)
-    return fold(cols, size, stride, padding, dilation)
-
-
-def conv_weight_grad(cols, g):
-    """d<conv2d(x, w), g>/dw from the columns of x and the output gradient g (N, O, OH, OW):
-    (O, C*kh*kw) = g as (O, OH*OW*N) @ columns as a matrix, transposed."""
-    c, kh, kw, oh, ow, n = cols.shape
-    rows = batch_last(g).reshape(g.shape[1], oh * ow * n)  # the columns' order; free when batch-last
-    return matmul(rows, as_matrix(cols).T).reshape(g.shape[1], c, kh, kw)
+    scatters its kernel-weighted copy. x's pixels are the output positions of the convolution
+    this one transposes; for each row block of them one matrix product gives the copies as
+    columns, added into the phase planes of the result, which are interleaved at the end."""
+    n, c, h, w = x.shape
+    _, o, kh, kw = weight.shape
+    k = o * kh * kw
+    rows = batch_last(x)  # (C, H, W, N)
+    spread = weight.reshape(c, k).T  # (O*kh*kw, C)
+    target = _zero_planes(o, n, size, geometry, x.dtype)
+    for first, end in _row_blocks(h, k * w * n * x.itemsize):
+        cols = matmul(spread, rows[:, first:end].reshape(c, (end - first) * w * n))
+        _scatter(cols.reshape(o, kh, kw, end - first, w, n), target, geometry, (first, end))
+    return _interleave(target, size, geometry)

@@ -134,18 +134,18 @@ class Col2Im(Function):
 
 # --- the fused convolution ops ------------------------------------------------------------------
 class Conv2d(Function):
-    """conv2d(x, weight[, bias]) on batch-last columns: one matrix product, the bias added in
-    place, the output lying batch-last. ``cols`` may pass x's columns when the caller already
-    has them (the backward of ConvTranspose2d does)."""
+    """conv2d(x, weight[, bias]), a row block of columns at a time (``kernels.conv2d``), the
+    output lying batch-last. ``source`` may pass x's phase planes when the caller already has
+    them (the backward of ConvTranspose2d does); they are kept for the weight's gradient."""
 
     reads_inputs, reads_output = (0, 1), False
 
-    def forward(self, x, weight, bias=None, geometry=None, cols=None):
+    def forward(self, x, weight, bias=None, geometry=None, source=None):
         self.geometry = geometry
-        cols = kernels.im2col(x, *geometry) if cols is None else cols
+        source = kernels.planes(x, geometry) if source is None else source
         if self.needs_input_grad[1]:
-            self.cols = cols  # kept for the weight's gradient
-        return kernels.conv2d(cols, weight, bias)
+            self.source = source
+        return kernels.conv2d(source, x.shape[2:], weight, bias, geometry)
 
     def backward(self, g):
         x, weight = self.inputs[:2]
@@ -153,7 +153,7 @@ class Conv2d(Function):
         if self.needs_input_grad[0]:
             gx = conv_transpose2d(g, weight, x.shape[2:], self.geometry)
         if self.needs_input_grad[1]:
-            gw = ConvWeightGrad.apply(x, g, geometry=self.geometry, cols=self.cols)
+            gw = ConvWeightGrad.apply(x, g, geometry=self.geometry, source=self.source)
         if len(self.inputs) == 2:
             return gx, gw
         if self.needs_input_grad[2]:
@@ -162,9 +162,9 @@ class Conv2d(Function):
 
 
 class ConvTranspose2d(Function):
-    """conv_transpose2d(x, weight) as one matrix product and a batch-last fold; ``size`` is the
-    output's (H, W). Nothing k*k-times larger than x is kept for the backward, which im2cols the
-    incoming gradient once for both of its products."""
+    """conv_transpose2d(x, weight), a row block at a time (``kernels.conv_transpose2d``);
+    ``size`` is the output's (H, W). The backward splits the incoming gradient into its phase
+    planes once, for both of its products."""
 
     reads_inputs, reads_output = (0, 1), False
 
@@ -174,12 +174,12 @@ class ConvTranspose2d(Function):
 
     def backward(self, g):
         x, weight = self.inputs
-        cols = kernels.im2col(g.data, *self.geometry)
+        source = kernels.planes(g.data, self.geometry)
         gx = gw = None
         if self.needs_input_grad[0]:  # the convolution of g with the same weight
-            gx = Conv2d.apply(g, weight, geometry=self.geometry, cols=cols)
+            gx = Conv2d.apply(g, weight, geometry=self.geometry, source=source)
         if self.needs_input_grad[1]:  # conv2d's weight gradient with the roles of x and g swapped
-            gw = ConvWeightGrad.apply(g, x, geometry=self.geometry, cols=cols)
+            gw = ConvWeightGrad.apply(g, x, geometry=self.geometry, source=source)
         return gx, gw
 
 
@@ -190,10 +190,10 @@ class ConvWeightGrad(Function):
 
     reads_inputs, reads_output = (0, 1), False
 
-    def forward(self, x, g, geometry, cols=None):
+    def forward(self, x, g, geometry, source=None):
         self.geometry = geometry
-        cols = kernels.im2col(x, *geometry) if cols is None else cols
-        return kernels.conv_weight_grad(cols, g)
+        source = kernels.planes(x, geometry) if source is None else source
+        return kernels.conv_weight_grad(source, x.shape[2:], g, geometry)
 
     def backward(self, u):
         x, g = self.inputs
