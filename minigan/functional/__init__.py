@@ -4,7 +4,8 @@
     normalization   batch_norm (fused in training), layer_norm
     activation      relu, leaky_relu, tanh, sigmoid, softplus, softmax, log_softmax, dropout
     indexing        one_hot, embedding, pad
-    loss            binary_cross_entropy(_with_logits), mse_loss, nll_loss, cross_entropy
+    loss            binary_cross_entropy(_with_logits), mse_loss, nll_loss, cross_entropy,
+                    l1_loss, smooth_l1_loss, kl_div
     reference       the definitions of the fused ops, as compositions of primitives
 
 Everything but the fused ops is itself a composition of primitives, with exact first and second
@@ -21,6 +22,7 @@ from .linear import conv2d, conv_transpose2d, linear
 from .loss import (
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, mse_loss, nll_loss,
 )
+from .loss import kl_div, l1_loss, smooth_l1_loss
 from .normalization import batch_norm, layer_norm
 from .reference import use_reference  # noqa: F401
 
@@ -30,4 +32,5 @@ __all__ = [
     "leaky_relu", "tanh", "sigmoid", "softplus", "log_softmax", "softmax", "one_hot",
     "embedding", "pad", "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss",
     "nll_loss", "cross_entropy",
+    "l1_loss", "smooth_l1_loss", "kl_div",
 ]

@@ -9,6 +9,9 @@ from .layers import (
     LayerNorm, LeakyReLU, Linear, ReLU, Sigmoid, Tanh, Unflatten,
 )
 from .container import ModuleDict, ModuleList, Sequential
+from .loss import (
+    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss,
+)
 from .module import Module, Parameter
 from .spectral_norm import remove_spectral_norm, spectral_norm
 from . import utils
