@@ -101,8 +101,8 @@ class Optimizer:
                             f"cannot update a parameter of shape {p.shape}"
                         )
                     grad = -p.grad.data if group.get("maximize") else p.grad.data
-                    state = self.state.setdefault(p, {"step": 0})
-                    state["step"] += 1
+                    state = self.state.setdefault(p, {})
+                    state["step"] = state.get("step", 0) + 1  # PyTorch's SGD saves no step
                     self._update(p.data, grad, state, group)
                     p._modified()
         return loss
