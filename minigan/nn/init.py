@@ -16,6 +16,11 @@ from .. import backend
 
 
 def _fill(tensor, array):
+    """Write ``array`` into ``tensor`` in place. PyTorch code often passes ``weight.data``,
+    which in minigan is the raw array itself: that is filled in place too."""
+    if backend.is_array(tensor):
+        tensor[...] = array
+        return tensor
     tensor.data[...] = array
     tensor._modified()
     return tensor
@@ -50,7 +55,7 @@ def calculate_fan_in_and_fan_out(tensor):
 def _empty(tensor):
     """A tensor with no elements: initialising it is a no-op, as in PyTorch (and its fans may
     be 0, which the formulas would divide by)."""
-    return tensor.data.size == 0
+    return math.prod(tensor.shape) == 0
 
 
 def _fan(tensor, mode):
