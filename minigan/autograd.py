@@ -68,8 +68,9 @@ class Tensor:
 
     @data.setter
     def data(self, array):
-        """Assigning (``t.data = a``, ``t.data += 1``) counts as an in-place change."""
-        self._data = array
+        """Assigning (``t.data = a``, ``t.data += 1``) counts as an in-place change. A Tensor
+        may be assigned too (``p.data = other``, as PyTorch code does): its array is taken."""
+        self._data = array.data if isinstance(array, Tensor) else array
         self._version += 1
 
     def _modified(self):
@@ -147,6 +148,12 @@ class Tensor:
         if self.numel() != 1:
             raise ValueError(f"item() needs a tensor with one element, got shape {self.shape}")
         return self.data.reshape(()).item()
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
 
     def tolist(self):
         return self.numpy().tolist()
