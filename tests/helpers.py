@@ -177,3 +177,15 @@ def compare_modules(mg_module, torch_module, *arrays, second_order=False, seed=0
     _compare_graphs(out_mg, out_th, [inputs_mg[i] for i in wanted] + list(params_mg.values()),
                     [inputs_th[i] for i in wanted] + list(params_th.values()), names,
                     second_order, seed)
+
+
+def load_lesson(name):
+    """Import lessons/<name>.py as a module (lesson files are scripts, not a package)."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lessons", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"lesson_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

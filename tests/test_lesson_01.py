@@ -1,22 +1,15 @@
 """Lesson 01's exercise: the learner's own Function (softplus) is checked the way every op in
 minigan is, and the solution in the lesson passes those checks."""
-import importlib.util
-import os
-
 import numpy as np
 import pytest
 
 import minigan as mg
-
-LESSON = os.path.join(os.path.dirname(__file__), "..", "lessons", "01_autograd.py")
+from helpers import load_lesson
 
 
 @pytest.fixture(scope="module")
 def lesson():
-    spec = importlib.util.spec_from_file_location("lesson_01_autograd", LESSON)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_lesson("01_autograd")
 
 
 def test_the_solution_passes_both_gradient_checks(lesson, float64):

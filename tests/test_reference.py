@@ -7,7 +7,7 @@ from hypothesis import given, strategies as st
 
 import minigan as mg
 from minigan import functional as F
-from helpers import conv_cases, random_array
+from helpers import conv_cases, load_lesson, random_array
 
 pytestmark = pytest.mark.usefixtures("float64")
 
@@ -132,21 +132,10 @@ def test_layers_run_through_the_reference_inside_the_switch():
         assert layer(x).node.label != "conv2d"
 
 
-def _lesson(name):
-    import importlib.util
-    import os
-
-    path = os.path.join(os.path.dirname(__file__), "..", "lessons", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"lesson_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_a_lesson_04_train_step_has_the_same_gradients_through_the_reference():
     # float32, lesson 04's own models and losses: every loss and every parameter's gradient
     # agree to float32 rounding at the scale of that tensor
-    lesson = _lesson("04_dcgan")
+    lesson = load_lesson("04_dcgan")
     mg.set_default_dtype("float32")
     results = {}
     for path in ("fast", "reference"):
