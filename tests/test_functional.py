@@ -360,7 +360,7 @@ ERRORS = [
     (lambda: F.dropout(mg.zeros(3), 1.5), "dropout: p must be between 0 and 1, got 1.5"),
     (lambda: F.layer_norm(mg.zeros(2, 3), (4,)),
      "layer_norm: expected input whose trailing dimensions are (4,), got input shape (2, 3)"),
-    (lambda: F.pad(mg.zeros(2, 3), (1,)), "pad: expected an even number of non-negative sizes"),
+    (lambda: F.pad(mg.zeros(2, 3), (1,)), "pad: expected an even number of integer sizes"),
 ]
 
 

@@ -1,4 +1,4 @@
-"""Integer indices in: one-hot codes and embedding lookups; and padding.
+"""Integer indices in: one-hot codes and embedding lookups.
 
     >>> import minigan as mg
     >>> from minigan import F
@@ -6,9 +6,7 @@
     [[1, 0, 0], [0, 0, 1]]
 """
 from ..autograd import Tensor, _as_tensor
-from ..creation import full
 from ..backend import xp
-from .. import ops
 from ._checks import _check_indices
 
 
@@ -27,28 +25,3 @@ def embedding(input, weight):
     input = _as_tensor(input, None)
     _check_indices("embedding", input, weight.shape[0])
     return weight[input]
-
-
-def pad(input, pad, mode="constant", value=0.0):
-    """Constant padding, PyTorch's order: (left, right) for the last axis, then (top, bottom)
-    for the one before, and so on."""
-    if mode != "constant":
-        raise ValueError(f"pad: only mode='constant' is supported, got {mode!r}")
-    pad = tuple(pad)
-    if len(pad) % 2 or len(pad) // 2 > input.ndim or any(n < 0 for n in pad):
-        raise ValueError(
-            f"pad: expected an even number of non-negative sizes, at most 2 per axis of the "
-            f"{input.ndim}-D input, got {pad}")
-    out = input
-    for i in range(len(pad) // 2):
-        axis = input.ndim - 1 - i
-        before, after = pad[2 * i], pad[2 * i + 1]
-        pieces = [out]
-        if before:
-            pieces.insert(0, full(out.shape[:axis] + (before,) + out.shape[axis + 1:], value, dtype=out.dtype))
-        if after:
-            pieces.append(full(out.shape[:axis] + (after,) + out.shape[axis + 1:], value, dtype=out.dtype))
-        if len(pieces) > 1:
-            out = ops.cat(pieces, axis)
-    return out
-

@@ -1,9 +1,11 @@
 """The definitions: each fused op of the engine written as a few lines of primitives.
 
-Read these first. ``linear``, ``conv2d``, ``conv_transpose2d`` and ``batch_norm`` in
+Read these first. ``linear``, ``conv2d``, ``conv_transpose2d``, ``batch_norm``,
+``group_norm``/``instance_norm``, ``pad``, ``max_pool2d`` and ``avg_pool2d`` in
 ``minigan.functional`` run fused ops (``minigan.ops.linalg``, ``ops.conv``,
-``ops.normalization``) that compute the same numbers faster; the tests check that each fused op
-equals its definition here in values, first derivatives and second derivatives (float64).
+``ops.normalization``, ``ops.padding``, ``ops.pooling``) that compute the same numbers faster;
+``interpolate`` and ``adaptive_avg_pool2d`` run matrix products. The tests check that each fast
+path equals its definition here in values, first derivatives and second derivatives (float64).
 
 Every layer can be routed through these definitions, to watch a lesson run slower and give the
 same numbers:
@@ -25,10 +27,10 @@ engine differentiates them, twice if asked.
 import os
 import threading
 
+from ..creation import full
 from ..kernels import conv_output_size
-from ..ops import col2im, im2col
-from ..ops.normalization import normalize_batch
-from .indexing import pad
+from ..ops import cat, col2im, im2col, stack, unfold
+from ..ops.normalization import normalize_batch, normalize_groups
 
 _switch = threading.local()
 _DEFAULT = os.environ.get("MINIGAN_REFERENCE", "").strip().lower() not in ("", "0", "false", "no")
@@ -100,7 +102,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                    for m, k, s, d in zip((h, w), (kh, kw), stride, dilation))
     out = col2im(cols, n, canvas, (kh, kw), stride, 0, dilation)          # (N, O, *canvas)
     (ph, pw), (oph, opw) = padding, output_padding
-    out = pad(out, (0, opw, 0, oph))[:, :, ph:canvas[0] - ph + oph, pw:canvas[1] - pw + opw]
+    out = pad(out, ((0, 0), (0, 0), (0, oph), (0, opw)))[:, :, ph:canvas[0] - ph + oph, pw:canvas[1] - pw + opw]
     return out if bias is None else out + bias.reshape(1, -1, 1, 1)
 
 
@@ -139,3 +141,110 @@ def update_running_stats(running_mean, running_var, batch_mean, batch_var, count
         if buffer is not None:
             buffer.data[...] = (1.0 - momentum) * buffer.data + momentum * value.reshape(buffer.shape)
             buffer._modified()
+
+
+def group_norm(input, num_groups, weight=None, bias=None, eps=1e-5):
+    """Each sample's channels in ``num_groups`` groups of neighbours; each group normalised by
+    its own mean and biased variance over its channels and positions (``normalize_groups``),
+    then a per-channel weight and bias."""
+    out = normalize_groups(input, num_groups, eps)
+    shape = (1, input.shape[1]) + (1,) * (input.ndim - 2)
+    if weight is not None:
+        out = out * weight.reshape(shape)
+    if bias is not None:
+        out = out + bias.reshape(shape)
+    return out
+
+
+def instance_norm(input, running_mean, running_var, weight=None, bias=None, use_input_stats=True,
+                  momentum=0.1, eps=1e-5):
+    """Group norm with one channel per group: each image's channel by its own statistics; the
+    running statistics move towards their average over the batch. Without input statistics,
+    batch norm's eval formula with the running ones."""
+    if not use_input_stats:
+        return batch_norm(input, running_mean, running_var, weight, bias, False, momentum, eps)
+    if running_mean is not None or running_var is not None:
+        axes = tuple(range(2, input.ndim))
+        x = input.detach()
+        mean = x.mean(axes, keepdims=True)
+        var = ((x - mean) * (x - mean)).mean(axes, keepdims=True)
+        update_running_stats(running_mean, running_var, mean.mean(0).data, var.mean(0).data,
+                             input.numel() // (input.shape[0] * input.shape[1]), momentum)
+    return group_norm(input, input.shape[1], weight, bias, eps)
+
+
+def pad(input, widths, mode="constant", value=0.0):
+    """Padding one axis at a time, last first, by joining pieces with ``cat``; ``widths`` holds
+    (before, after) per axis. The pieces, for an axis of length n:
+
+        constant   full(value)          | x |  full(value)
+        reflect    x[1 : before+1] flipped  | x |  x[n-1-after : n-1] flipped
+        replicate  x[0] repeated           | x |  x[n-1] repeated
+        circular   x[n-before : n]         | x |  x[0 : after]"""
+    out = input
+    for axis in reversed(range(input.ndim)):
+        before, after = widths[axis]
+        if (before, after) == (0, 0):
+            continue
+        n = out.shape[axis]
+
+        def part(start, stop, size=None, out=out, axis=axis):
+            piece = out[(slice(None),) * axis + (slice(start, stop),)]
+            if size is None:
+                return piece
+            return piece.broadcast_to(out.shape[:axis] + (size,) + out.shape[axis + 1:])
+
+        if mode == "constant":
+            left, right = (full(out.shape[:axis] + (size,) + out.shape[axis + 1:], value,
+                                dtype=out.dtype) for size in (before, after))
+        elif mode == "reflect":
+            left, right = part(1, before + 1).flip(axis), part(n - 1 - after, n - 1).flip(axis)
+        elif mode == "replicate":
+            left, right = part(0, 1, before), part(n - 1, n, after)
+        else:
+            left, right = part(n - before, n), part(0, after)
+        out = cat([left, out, right], axis)
+    return out
+
+
+def max_pool2d(input, kernel, stride, dilation, widths, positions):
+    """Max pooling = pad with -inf -> unfold -> the largest value of every window.
+
+    Returns (values, offsets): the offset i * kw + j, in the window, of the first maximum (the
+    one PyTorch picks too), which receives the gradient."""
+    n, c = input.shape[:2]
+    padded = pad(input, ((0, 0), (0, 0)) + tuple(widths), value=float("-inf"))
+    windows = unfold(padded, kernel, stride, 0, dilation)                # (N, C*kh*kw, OH*OW)
+    return windows.reshape(n, c, kernel[0] * kernel[1], *positions).max(dim=2)
+
+
+def avg_pool2d(input, kernel, stride, widths, positions, divisor):
+    """Average pooling = pad with zeros -> unfold -> each window's sum / ``divisor``: the
+    window's size, or how many of its pixels are not padding (per output position)."""
+    n, c = input.shape[:2]
+    windows = unfold(pad(input, ((0, 0), (0, 0)) + tuple(widths)), kernel, stride)
+    return windows.reshape(n, c, kernel[0] * kernel[1], *positions).sum(dim=2) / divisor
+
+
+def adaptive_avg_pool2d(input, bins):
+    """Each output pixel is the mean of its bin of the input; ``bins`` holds per spatial axis
+    the (start, end) of every output position's bin."""
+    rows = [stack([input[:, :, top:bottom, left:right].mean(dim=(2, 3)) for left, right in bins[1]], -1)
+            for top, bottom in bins[0]]
+    return stack(rows, -2)
+
+
+def interpolate(input, taps):
+    """Resampling one spatial axis at a time. Along an axis, output pixel y reads input pixels
+    first[y] and second[y] and mixes them, (1 - t[y]) * x[first[y]] + t[y] * x[second[y]]
+    (linear), or takes x[first[y]] (nearest). ``taps`` holds (first, second, t) per spatial
+    axis, second and t None for nearest."""
+    out = input
+    for axis, (first, second, t) in enumerate(taps, start=2):
+        lead = (slice(None),) * axis
+        picked = out[lead + (first,)]
+        if t is not None:
+            t = t.reshape((-1,) + (1,) * (input.ndim - axis - 1))
+            picked = picked * (1 - t) + out[lead + (second,)] * t
+        out = picked
+    return out

@@ -5,9 +5,18 @@ from .. import functional
 from . import init
 from .activation import ELU, GELU, Dropout2d, LogSoftmax, SiLU, Softmax, Softplus
 from .layers import (
-    BatchNorm1d, BatchNorm2d, Conv2d, ConvTranspose2d, Dropout, Embedding, Flatten, Identity,
-    LayerNorm, LeakyReLU, Linear, ReLU, Sigmoid, Tanh, Unflatten,
+    Conv2d, ConvTranspose2d, Dropout, Embedding, Flatten, Identity, LeakyReLU, Linear, ReLU, Sigmoid,
+    Tanh, Unflatten,
 )
+from .normalization import (
+    BatchNorm1d, BatchNorm2d, GroupNorm, InstanceNorm1d, InstanceNorm2d, LayerNorm,
+)
+from .padding import (
+    CircularPad1d, CircularPad2d, ConstantPad1d, ConstantPad2d, ReflectionPad1d, ReflectionPad2d,
+    ReplicationPad1d, ReplicationPad2d, ZeroPad1d, ZeroPad2d,
+)
+from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
+from .sampling import PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from .container import ModuleDict, ModuleList, Sequential
 from .loss import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss,

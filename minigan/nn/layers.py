@@ -11,7 +11,6 @@ import math
 from .. import functional as F
 from ..functional import _checks as checks
 from ..creation import zeros
-from ..backend import int64
 from . import init
 from .module import Module, Parameter
 
@@ -130,102 +129,6 @@ class ConvTranspose2d(_ConvBase):
         checks._check_floating(self.describe(), x, self.weight)
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding,
                                   self.output_padding, self.dilation)
-
-
-class _BatchNorm(Module):
-    _input_ndims = ()
-    _layout = ""
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True,
-                 *, bias=True):
-        super().__init__()
-        self.num_features = checks._int(num_features, "num_features", 0, type(self).__name__)
-        self.eps, self.momentum = eps, momentum
-        self.affine, self.track_running_stats = affine, track_running_stats
-        self.weight = _parameter(num_features) if affine else None
-        self.bias = _parameter(num_features) if affine and bias else None
-        if track_running_stats:
-            self.register_buffer("running_mean", zeros(num_features))
-            self.register_buffer("running_var", zeros(num_features))
-            self.register_buffer("num_batches_tracked", zeros((), dtype=int64))
-        else:
-            self.register_buffer("running_mean", None)
-            self.register_buffer("running_var", None)
-            self.register_buffer("num_batches_tracked", None)
-        self.reset_parameters()
-
-    def reset_running_stats(self):
-        if self.track_running_stats:
-            init.zeros_(self.running_mean)
-            init.ones_(self.running_var)
-            init.zeros_(self.num_batches_tracked)
-
-    def reset_parameters(self):
-        self.reset_running_stats()
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
-
-    def forward(self, x):
-        who = self.describe()
-        checks._check_ndim(who, x, self._input_ndims, self._layout)
-        checks._check_channels(who, x, self.num_features)
-        checks._check_floating(who, x, self.weight)
-        momentum = self.momentum
-        if self.training and self.track_running_stats:
-            self.num_batches_tracked.data += 1
-            if momentum is None:  # a cumulative average of all batches seen so far
-                momentum = 1.0 / int(self.num_batches_tracked.item())
-        return F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
-                            self.training or not self.track_running_stats, momentum, self.eps)
-
-    def extra_repr(self):
-        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
-                f"affine={self.affine}, bias={self.bias is not None}, "
-                f"track_running_stats={self.track_running_stats}")
-
-
-class BatchNorm1d(_BatchNorm):
-    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel C."""
-
-    _input_ndims = (2, 3)
-    _layout = "(N, C) or (N, C, L)"
-
-
-class BatchNorm2d(_BatchNorm):
-    """Batch normalisation of (N, C, H, W) inputs, per channel C."""
-
-    _input_ndims = (4,)
-    _layout = "(N, C, H, W)"
-
-
-class LayerNorm(Module):
-    """Normalise each sample over its trailing ``normalized_shape`` dimensions."""
-
-    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True):
-        super().__init__()
-        shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
-        self.normalized_shape, self.eps, self.elementwise_affine = shape, eps, elementwise_affine
-        self.weight = _parameter(*shape) if elementwise_affine else None
-        self.bias = _parameter(*shape) if elementwise_affine and bias else None
-        self.reset_parameters()
-
-    def reset_parameters(self):
-        if self.weight is not None:
-            init.ones_(self.weight)
-        if self.bias is not None:
-            init.zeros_(self.bias)
-
-    def forward(self, x):
-        if x.shape[max(x.ndim - len(self.normalized_shape), 0):] != self.normalized_shape:
-            raise ValueError(f"{self.describe()}: expected input whose trailing dimensions are "
-                             f"{self.normalized_shape}, got input shape {x.shape}")
-        return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
-
-    def extra_repr(self):
-        return (f"{self.normalized_shape}, eps={self.eps}, "
-                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
 
 
 class Embedding(Module):
