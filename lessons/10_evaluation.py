@@ -5,8 +5,9 @@ A grid of samples tells you that a GAN draws digits. It does not tell you whethe
 digit, how close its digits are to real ones, or whether one run beats another. This lesson
 builds the measurements the course uses from here on, and checks that they mean something:
 
-  1. the judge: a small CNN trained once on the real training images and cached. Its last
-     hidden layer plays the part the Inception network plays in FID;
+  1. the judge: a small CNN trained once on the real training images and cached (its network,
+     training loop and cache are in minigan/classifier.py, shared with every lesson that
+     measures samples). Its last hidden layer plays the part the Inception network plays in FID;
   2. five readings of a set of samples through it: the Fréchet distance between Gaussian fits
      of real and generated features, an Inception-Score-like score from its softmax, class
      coverage (how many classes get at least 2% of the samples), and precision and recall
@@ -18,13 +19,14 @@ builds the measurements the course uses from here on, and checks that they mean 
      2017) and packing (PacGAN, Lin et al. 2018), each with its count of modes covered.
 
 Run it:
-    python lessons/10_evaluation.py                      # about 4 minutes on a 2-core CPU
+    python lessons/10_evaluation.py                      # 4-5 minutes on a 2-core CPU, 2-3 once the judge is cached
     python lessons/10_evaluation.py --dataset mnist      # the judge trained on real MNIST
     python lessons/10_evaluation.py --samples runs/04_dcgan/samples.npy   # score any run
 
 Outputs in runs/10_evaluation/: calibration_examples.png, calibration_classes.png,
-toy_samples.png, toy_progress.png, toy_modes.png, metrics.json and a checkpoint per toy run; --samples writes
-scores_<run>.json and scores_<run>_classes.png.
+toy_samples.png, toy_progress.png, toy_modes.png, metrics.json and a checkpoint per toy run
+(--resume continues them to --steps); --samples writes scores_<run>.json and
+scores_<run>_classes.png.
 """
 import json
 import os
@@ -42,6 +44,7 @@ from minigan.experiment import DATASET_CHOICES, lesson_parser
 from minigan.progress import progress
 
 SAMPLES = 1000  # images per calibration set, as many as a GAN lesson's samples.npy holds
+NEIGHBOUR_SWEEP = (1, 2, 3, 5, 10)
 
 
 # --- 1-3. the judge and its calibration ---------------------------------------------------------
@@ -49,6 +52,11 @@ SAMPLES = 1000  # images per calibration set, as many as a GAN lesson's samples.
 def quick_judge(train, test):
     """For smoke tests only: a judge trained for one epoch on 2,000 images, never cached."""
     return classifier.train_classifier(train.first(2000), test.first(500), epochs=1)
+
+
+def real_sample(train, n, rng):
+    """``n`` training images drawn at random (without repeats) by a NumPy generator."""
+    return train.images[rng.choice(len(train), n, replace=False)]
 
 
 def calibration_sets(train, n, seed):
@@ -61,13 +69,32 @@ def calibration_sets(train, n, seed):
     - shuffled pixels: real images with their pixels in random places (the same ink, no shape);
     - Gaussian noise."""
     rng = np.random.default_rng(seed)
-    real = train.images[rng.choice(len(train), n, replace=False)]
+    real = real_sample(train, n, rng)
     some = train.images[rng.permutation(np.flatnonzero(train.labels < 5))[:n]]
     one = train.images[rng.permutation(np.flatnonzero(train.labels == 1))[:n]]
     shuffled = rng.permuted(real.reshape(n, -1), axis=1).reshape(real.shape)
     noise = np.clip(rng.normal(0, 0.5, real.shape), -1, 1).astype(np.float32)
     return {"real (train)": real, "classes 0-4": some, f"class {train.classes[1]} only": one,
             "shuffled pixels": shuffled, "Gaussian noise": noise}
+
+
+def neighbour_sweep(reference, sets, ks):
+    """Precision and recall of each calibration set for several k. Small k makes tight balls
+    (even real images fall outside the real manifold); large k makes balls so wide that noise
+    falls inside it. The k to use scores real images high and noise low."""
+    sweep = {}
+    for k in ks:
+        at_k = reference.with_neighbours(k)
+        sweep[k] = {label: {key: value for key, value in at_k.score(images).items() if key in ("precision", "recall")}
+                    for label, images in sets.items()}
+    return sweep
+
+
+def print_sweep(sweep):
+    labels = list(next(iter(sweep.values())))
+    print(f"{'k':>3s}  " + "".join(f"{label[:15]:>17s}" for label in labels) + "    (precision / recall)")
+    for k, rows in sweep.items():
+        print(f"{k:3d}  " + "".join(f"{r['precision']:9.3f} /{r['recall']:6.3f}" for r in rows.values()))
 
 
 def print_table(rows):
@@ -203,7 +230,7 @@ def score_samples(path, reference, train, out):
     if not np.isfinite(samples).all():
         raise SystemExit(f"{path}: holds NaN or infinite values")
     name = os.path.basename(os.path.dirname(os.path.abspath(path))) or "samples"
-    rows = {"real (train)": reference.score(calibration_sets(train, len(samples), 0)["real (train)"]),
+    rows = {"real (train)": reference.score(real_sample(train, len(samples), np.random.default_rng(0))),
             name: reference.score(samples)}
     print_table(rows)
     plot_class_fractions(rows, train.classes, os.path.join(out, f"scores_{name}_classes.png"))
@@ -334,6 +361,9 @@ def main(argv=None):
                          (images[:12] for images in sets.values())],
                         os.path.join(args.out, "calibration_examples.png"))
     plot_class_fractions(rows, train.classes, os.path.join(args.out, "calibration_classes.png"))
+    sweep = neighbour_sweep(reference, sets, (1, 3) if args.quick else NEIGHBOUR_SWEEP)
+    print(f"\nprecision / recall for other k (k = {metrics.NEIGHBOURS} is the default):")
+    print_sweep(sweep)
 
     # 4. The toy: a plain GAN and its two remedies, TOY_SEEDS runs each.
     seeds = range(args.seed, args.seed + (1 if args.quick else TOY_SEEDS))
@@ -352,7 +382,7 @@ def main(argv=None):
 
     record = {
         "dataset": train.name, "classifier_accuracy": judge.accuracy, "reference_images": len(reference.features),
-        "images_per_set": n, "neighbours": reference.k, "calibration": rows,
+        "images_per_set": n, "neighbours": reference.k, "calibration": rows, "neighbour_sweep": sweep,
         "toy": {variant: {"steps": args.steps, "modes": [r["modes"] for r in by_seed.values()],
                           "high_quality": [r["high_quality"] for r in by_seed.values()],
                           "history": {str(s): r["history"] for s, r in by_seed.items()}}

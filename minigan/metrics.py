@@ -21,6 +21,8 @@ penultimate features and its softmax:
 
 Inputs may be NumPy/CuPy arrays or minigan Tensors; results are Python floats.
 """
+import copy
+
 import numpy as np
 
 from .classifier import load_or_train
@@ -246,6 +248,12 @@ class RealReference:
         self.features = judge.features(real_images)
         self.moments = gaussian_moments(self.features)
         self.radii = knn_radii(self.features, k)
+
+    def with_neighbours(self, k):
+        """The same reference with another k of precision/recall (the features are reused)."""
+        other = copy.copy(self)
+        other.k, other.radii = k, knn_radii(self.features, k)
+        return other
 
     def score(self, samples):
         """Every classifier-based measure of ``samples`` (N, C, H, W) against the reference."""

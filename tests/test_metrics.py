@@ -251,3 +251,13 @@ def test_real_reference_scores_samples_with_every_measure():
     assert collapsed["precision"] == 1.0 and collapsed["recall"] == pytest.approx(0.25)
     expected = frechet_distance(real, real[::4])
     assert collapsed["frechet_distance"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_a_reference_with_other_neighbours_matches_a_fresh_one():
+    rng = np.random.default_rng(11)
+    real, fake = rng.standard_normal((300, 1, 2, 3)), rng.standard_normal((200, 1, 2, 3)) + 0.3
+    reference = RealReference(TableJudge(), real, k=3)
+    other = reference.with_neighbours(7)
+    assert other.k == 7 and reference.k == 3
+    assert other.score(fake) == RealReference(TableJudge(), real, k=7).score(fake)
+    assert other.score(fake)["precision"] != reference.score(fake)["precision"]
