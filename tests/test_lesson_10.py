@@ -2,7 +2,6 @@
 would run them), the minibatch-stddev layer's derivatives, the calibration sets and the toy's
 resume."""
 import argparse
-import importlib.util
 import json
 import math
 import os
@@ -14,21 +13,14 @@ import numpy as np
 
 import minigan as mg
 from minigan.data import ImageDataset
-from tests.helpers import check_grads
+from helpers import check_grads, load_lesson
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 LESSON = ROOT / "lessons" / "10_evaluation.py"
 SCORES = {"frechet_distance", "inception_score", "coverage", "class_fractions", "precision", "recall"}
 
 
-def load_lesson():
-    spec = importlib.util.spec_from_file_location("lesson_10_evaluation", LESSON)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-lesson = load_lesson()
+lesson = load_lesson("10_evaluation")
 
 
 def run_lesson(out, *flags):
