@@ -25,6 +25,7 @@ EXPECTED = {
     "05_failure_modes": (("metrics.json",), None),
     "06_wgan": (GAN_FILES, 1),
     "07_wgan_gp": (GAN_FILES, 1),
+    "10_evaluation": (("metrics.json", "toy_samples.png", "calibration_classes.png"), None),
 }
 
 
