@@ -22,9 +22,10 @@ from .io import load, save
 from . import functional as F
 from .functional import use_reference
 from .ops import (
-    abs, amax, amin, argmax, argmin, cat, chunk, clamp, clone, exp, flatten, flip, fold,
-    leaky_relu, log, matmul, max, maximum, mean, min, minimum, permute, relu, reshape, sigmoid,
-    sign, split, sqrt, squeeze, stack, std, sum, tanh, transpose, unfold, unsqueeze, var, where,
+    abs, amax, amin, argmax, argmin, cat, chunk, clamp, clone, erf, exp, flatten, flip, fold,
+    leaky_relu, log, matmul, max, maximum, mean, min, minimum, permute, relu, reshape, rsqrt,
+    sigmoid, sign, split, sqrt, squeeze, stack, std, sum, tanh, transpose, unfold, unsqueeze, var,
+    where,
 )
 
 # PyTorch's dtype names, so tutorial code such as ``dtype=torch.long`` runs unchanged

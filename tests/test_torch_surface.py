@@ -236,3 +236,14 @@ def test_inplace_flags_are_accepted_and_change_nothing():
     assert nn.ReLU(inplace=True)(x).tolist() == [0.0, 2.0]
     assert nn.LeakyReLU(0.2, inplace=True)(x).tolist() == [pytest.approx(-0.2), 2.0]
     assert x.tolist() == [-1.0, 2.0]
+
+
+def test_expand_keeps_axes_given_as_minus_one_and_rsqrt(float64):
+    x = random_tensor((1, 3, 1), 7)
+    assert x.expand(4, -1, 5).shape == (4, 3, 5) and x.expand(2, 1, 3, 2).shape == (2, 1, 3, 2)
+    with pytest.raises(ValueError, match="-1 is only allowed"):
+        x.expand(-1, 1, 3, 2)
+    check_grads(lambda t: t.expand(2, -1, 4) * 2, x)
+    y = mg.tensor(random_array((5,), 8, 0.5, 3.0), requires_grad=True)
+    np.testing.assert_allclose(mg.rsqrt(y).numpy(), 1 / np.sqrt(y.numpy()))
+    check_grads(mg.rsqrt, y)

@@ -21,7 +21,7 @@ IMPORTS = [  # PyTorch's imports and the minigan ones that replace them, longest
     ("import torch.optim as optim", "import minigan.optim as optim"),
     ("import torch\n", "import minigan as torch\n"),
 ]
-TUTORIALS = ["mlp_gan", "dcgan64"]
+TUTORIALS = ["mlp_gan", "dcgan64", "stylegan_block"]
 
 
 def load(name, engine):
@@ -77,12 +77,21 @@ def test_one_train_step_agrees_with_pytorch(name):
         for group in opt.param_groups:
             group["lr"] = 0.0
     rng = np.random.default_rng(2)
-    shape = (4, 3, 64, 64) if name == "dcgan64" else (16, 1, 28, 28)
+    shape, z_shape, extra = {
+        "mlp_gan": ((16, 1, 28, 28), (16, getattr(theirs, "LATENT", 0)), ["cpu"]),
+        "dcgan64": ((4, 3, 64, 64), (4, getattr(theirs, "nz", 0), 1, 1), ["cpu"]),
+        "stylegan_block": ((4, 3, 16, 16), (4, getattr(theirs, "nz", 0)),
+                           [rng.standard_normal((4, 1, 8, 8)), rng.standard_normal((4, 1, 16, 16))]),
+    }[name]
     real = rng.uniform(-1, 1, shape).astype(np.float32)
-    z_shape = (4, theirs.nz, 1, 1) if name == "dcgan64" else (16, theirs.LATENT)
     z = rng.standard_normal(z_shape).astype(np.float32)
-    t_out = theirs.train_step(*t_models, torch.tensor(real), torch.tensor(z), "cpu")
-    m_out = ours.train_step(*m_models, minigan.tensor(real), minigan.tensor(z), "cpu")
+
+    def inputs(make):
+        noises = [make(a.astype(np.float32)) for a in extra if not isinstance(a, str)]
+        return [make(real), make(z)] + ([noises] if noises else extra)
+
+    t_out = theirs.train_step(*t_models, *inputs(torch.tensor))
+    m_out = ours.train_step(*m_models, *inputs(minigan.tensor))
     np.testing.assert_allclose(m_out, t_out, rtol=2e-5)
     for t_net, m_net in zip(t_models[:2], m_models[:2]):
         t_grads, m_grads = _grads(t_net), _grads(m_net)

@@ -16,25 +16,25 @@ from ..autograd import Tensor
 from ..backend import xp
 from .conv import col2im, conv_output_size, fold, im2col, unfold
 from .elementwise import (
-    abs, add, cast, clamp, div, erf, exp, leaky_relu, log, log1p, mul, neg, pow, relu, sigmoid,
-    sign, sqrt, sub, tanh, where,
+    abs, add, cast, clamp, div, erf, exp, leaky_relu, log, log1p, mul, neg, pow, relu, rsqrt,
+    sigmoid, sign, sqrt, sub, tanh, where,
 )
 from .linalg import matmul
 from .reductions import (
     amax, amin, argmax, argmin, max, maximum, mean, min, minimum, std, sum, var,
 )
 from .shape import (
-    broadcast_to, cat, chunk, clone, flatten, flip, getitem, permute, reshape, split, squeeze,
-    stack, transpose, unsqueeze,
+    broadcast_to, cat, chunk, clone, expand, flatten, flip, getitem, permute, reshape, split,
+    squeeze, stack, transpose, unsqueeze,
 )
 
 __all__ = [
     "abs", "add", "amax", "amin", "argmax", "argmin", "broadcast_to", "cast", "cat", "chunk",
-    "clamp", "clone", "col2im", "conv_output_size", "div", "erf", "exp", "flatten", "flip", "fold",
-    "getitem", "im2col", "leaky_relu", "log", "log1p", "matmul", "max", "maximum", "mean", "min",
-    "minimum", "mul", "neg", "permute", "pow", "relu", "reshape", "sigmoid", "sign", "split",
-    "sqrt", "squeeze", "stack", "std", "sub", "sum", "tanh", "transpose", "unfold", "unsqueeze",
-    "var", "where",
+    "clamp", "clone", "col2im", "conv_output_size", "div", "erf", "exp", "expand", "flatten",
+    "flip", "fold", "getitem", "im2col", "leaky_relu", "log", "log1p", "matmul", "max", "maximum",
+    "mean", "min", "minimum", "mul", "neg", "permute", "pow", "relu", "reshape", "rsqrt",
+    "sigmoid", "sign", "split", "sqrt", "squeeze", "stack", "std", "sub", "sum", "tanh",
+    "transpose", "unfold", "unsqueeze", "var", "where",
 ]
 
 
@@ -82,12 +82,12 @@ def _attach():
         "view": reshape, "permute": permute, "transpose": transpose, "flatten": flatten,
         "broadcast_to": broadcast_to, "unsqueeze": unsqueeze, "squeeze": squeeze, "flip": flip,
         "chunk": chunk, "split": split, "clone": clone, "exp": exp, "log": log, "sqrt": sqrt,
-        "abs": abs, "sign": sign, "tanh": tanh, "sigmoid": sigmoid, "relu": relu, "clamp": clamp,
+        "abs": abs, "sign": sign, "rsqrt": rsqrt, "expand": expand, "tanh": tanh,
+        "sigmoid": sigmoid, "relu": relu, "clamp": clamp,
         "astype": cast, "to": _to, "maximum": maximum, "minimum": minimum, "matmul": matmul,
     }
     for name, fn in methods.items():
         setattr(Tensor, name, fn)
-    Tensor.expand = lambda self, *shape: broadcast_to(self, shape[0] if len(shape) == 1 else shape)
     Tensor.float = lambda self: cast(self, xp.float32)
     Tensor.double = lambda self: cast(self, xp.float64)
     Tensor.long = lambda self: cast(self, xp.int64)

@@ -379,6 +379,11 @@ def sqrt(a):
     return Sqrt.apply(a)
 
 
+def rsqrt(a):
+    """1 / sqrt(a), as a ** -0.5."""
+    return PowScalar.apply(a, p=-0.5)
+
+
 def erf(a):
     """The error function 2/sqrt(pi) * integral_0^a exp(-t^2) dt."""
     return Erf.apply(a)

@@ -203,6 +203,18 @@ def broadcast_to(a, shape):
     return BroadcastTo.apply(a, shape=shape)
 
 
+def expand(a, *shape):
+    """``a`` broadcast to ``shape`` (new axes on the left); -1 keeps an axis's size (PyTorch)."""
+    shape = _shape_args(shape)
+    lead = len(shape) - a.ndim
+    if lead < 0:
+        raise ValueError(f"expand: shape {shape} has fewer axes than the tensor's shape {a.shape}")
+    sizes = tuple(a.shape[i - lead] if n == -1 and i >= lead else n for i, n in enumerate(shape))
+    if -1 in sizes:
+        raise ValueError(f"expand: -1 is only allowed for the tensor's own axes, got {shape} for {a.shape}")
+    return broadcast_to(a, sizes)
+
+
 def getitem(a, index):
     return GetItem.apply(a, index=_index_data(index))
 
