@@ -33,7 +33,8 @@ def parse_args(argv=None):
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--backend", choices=("numpy", "cupy"), default=None,
                    help="minigan backend (default: MINIGAN_BACKEND or numpy); cupy compares with torch CUDA")
-    p.add_argument("--layers", action="store_true", help="also time each layer's forward and backward")
+    p.add_argument("--layers", action="store_true",
+                   help="also time each layer's forward and backward, and single layers on GAN-sized inputs")
     p.add_argument("--memory", action="store_true", help="measure each framework's peak memory per step")
     p.add_argument("--no-torch", action="store_true", help="time minigan alone")
     p.add_argument("--memory-child", nargs=2, metavar=("FRAMEWORK", "MODEL"), help=argparse.SUPPRESS)
@@ -75,6 +76,9 @@ class Minigan:
     def full(self, shape, value):
         return self.mg.full(shape, value)
 
+    def grad(self, out, x, upstream):
+        return self.mg.grad(out, x, upstream)
+
     def sync(self):
         if self.gpu:
             self.mg.backend.xp.cuda.Device().synchronize()
@@ -103,6 +107,9 @@ class Torch:
 
     def full(self, shape, value):
         return self.torch.full(shape, value, device=self.device)
+
+    def grad(self, out, x, upstream):
+        return self.torch.autograd.grad(out, x, upstream)
 
     def sync(self):
         if self.gpu:
@@ -224,6 +231,66 @@ def layer_rows(model, frameworks, args):
     return rows
 
 
+# Single layers on GAN-sized inputs (the layers of U-Net, CycleGAN and StyleGAN blocks): name,
+# builder from a framework's nn, and the input's shape after the batch axis.
+SINGLE_LAYERS = [
+    ("MaxPool2d(2)", lambda nn: nn.MaxPool2d(2), (128, 32, 32)),
+    ("AvgPool2d(2)", lambda nn: nn.AvgPool2d(2), (128, 32, 32)),
+    ("Upsample(x2, nearest)", lambda nn: nn.Upsample(scale_factor=2), (128, 32, 32)),
+    ("Upsample(x2, bilinear)", lambda nn: nn.Upsample(scale_factor=2, mode="bilinear"), (128, 32, 32)),
+    ("InstanceNorm2d(128)", lambda nn: nn.InstanceNorm2d(128), (128, 32, 32)),
+    ("InstanceNorm2d(128, affine)", lambda nn: nn.InstanceNorm2d(128, affine=True), (128, 32, 32)),
+    ("ReflectionPad2d(1)", lambda nn: nn.ReflectionPad2d(1), (64, 64, 64)),
+    ("ReflectionPad2d(3)", lambda nn: nn.ReflectionPad2d(3), (64, 64, 64)),
+]
+
+
+def cpu_time_call(fn):
+    """The CPU time of one call (this process's, so a busy neighbour on a shared machine is not
+    counted; with one thread per framework it is the call's work)."""
+    start = time.process_time()
+    fn()
+    return time.process_time() - start
+
+
+def single_layer_rows(frameworks, args):
+    """Forward and backward times of each SINGLE_LAYERS layer, medians of ``--steps`` calls, the
+    frameworks alternating call by call; backward = forward+backward - forward, the gradient
+    asked for with autograd.grad (so neither framework adds it into a .grad). On the CPU the
+    calls are timed in CPU time (``cpu_time_call``)."""
+    clock = time_call if frameworks[0].gpu else cpu_time_call
+    rows = []
+    for name, make, shape in SINGLE_LAYERS:
+        calls = {}
+        for fw in frameworks:
+            fw.seed(0)
+            layer = make(fw.nn)
+            if getattr(fw, "device", "cpu") != "cpu":
+                layer = layer.to(fw.device)
+            x = fw.randn(args.batch, *shape)
+            x.requires_grad_(True)
+            upstream = fw.randn_like(layer(x))
+
+            def forward(layer=layer, x=x, fw=fw):
+                layer(x)
+                fw.sync()
+
+            def both(layer=layer, x=x, fw=fw, upstream=upstream):
+                fw.grad(layer(x), x, upstream)
+                fw.sync()
+
+            calls[fw.name] = (forward, both)
+        times = {fw_name: ([], []) for fw_name in calls}
+        for _ in range(max(5, args.steps)):
+            for fw_name, (forward, both) in calls.items():
+                times[fw_name][0].append(clock(forward))
+                times[fw_name][1].append(clock(both))
+        medians = {fw_name: (statistics.median(f), statistics.median(b) - statistics.median(f))
+                   for fw_name, (f, b) in times.items()}
+        rows.append((name, (args.batch, *shape), medians))
+    return rows
+
+
 def peak_memory_of_child(framework, model, args):
     cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", framework, model,
            "--batch", str(args.batch), "--threads", str(args.threads)]
@@ -296,6 +363,20 @@ def main(argv=None):
             print("|---|---|---|---:|---:|")
             for fw_name, layer, shape, fwd, bwd in layer_rows(model, frameworks, args):
                 print(f"| {fw_name} | {layer} | {shape} | {fwd * 1e3:.2f} | {bwd * 1e3:.2f} |")
+        clock = "" if gpu else "CPU "
+        print(f"\n## Single layers on GAN-sized inputs, batch {args.batch} ({clock}ms, median of "
+              f"{max(5, args.steps)}; ratio = minigan / PyTorch)\n")
+        print("| layer | input shape | minigan forward | PyTorch forward | ratio | minigan backward "
+              "| PyTorch backward | ratio | both ratio |")
+        print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+        for name, shape, medians in single_layer_rows(frameworks, args):
+            ours, theirs = medians["minigan"], medians.get("pytorch")
+            cells = []
+            for i in range(2):
+                cells += [f"{ours[i] * 1e3:.2f}", f"{theirs[i] * 1e3:.2f}" if theirs else "-",
+                          f"{ours[i] / theirs[i]:.2f}" if theirs else "-"]
+            cells.append(f"{sum(ours) / sum(theirs):.2f}" if theirs else "-")
+            print(f"| {name} | {shape} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

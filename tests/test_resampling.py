@@ -73,12 +73,40 @@ def test_interpolate_matches_torch_to_the_last_rounding(dtype, case, seed):
     np.testing.assert_allclose(ours, theirs, rtol=tol, atol=tol)
 
 
+def _torch_1d_nearest_gradient_differs(case):
+    """PyTorch's 1-D 'nearest' kernel reads x[floor(y / scale)] when a scale factor leaves the
+    length unchanged (1.05 on 5 pixels) but sends the gradient back to x[y], as if it had
+    copied: its gradient is not that of its own output there. minigan's is (finite
+    differences check it), so only the values are compared in that case."""
+    (n,), mode, _, _, scale = case
+    return mode == "nearest" and scale is not None and int(n * scale) == n and scale != 1
+
+
 @needs_torch
 @given(case=resizes(dims=1, most=14), seed=seeds)
 def test_interpolate_1d_matches_torch(case, seed):
     x = random_array((1, 2, *case[0]), seed)
+    if _torch_1d_nearest_gradient_differs(case):
+        np.testing.assert_array_equal(F.interpolate(mg.tensor(x), **_resize(case)).numpy(),
+                                      torch.nn.functional.interpolate(torch.tensor(x), **_resize(case)).numpy())
+        return
     compare_with_torch(lambda x: F.interpolate(x, **_resize(case)) ** 2,
                        lambda x: torch.nn.functional.interpolate(x, **_resize(case)) ** 2, x, seed=seed)
+
+
+@needs_torch
+def test_torch_1d_nearest_gradient_is_not_that_of_its_output():
+    # the one known difference from PyTorch, pinned down: same output, different gradient
+    x = np.arange(1.0, 6.0).reshape(1, 1, 5)
+    ours, theirs = mg.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    out_ours = F.interpolate(ours, scale_factor=1.05)
+    out_theirs = torch.nn.functional.interpolate(theirs, scale_factor=1.05)
+    assert out_ours.tolist() == out_theirs.tolist() == [[[1.0, 1.0, 2.0, 3.0, 4.0]]]
+    weights = np.array([[[1.0, 10.0, 100.0, 1000.0, 10000.0]]])
+    out_ours.backward(mg.tensor(weights))
+    out_theirs.backward(torch.tensor(weights))
+    assert ours.grad.tolist() == [[[11.0, 100.0, 1000.0, 10000.0, 0.0]]]  # d out / d x
+    assert theirs.grad.tolist() == weights.tolist()
 
 
 @needs_torch
@@ -141,7 +169,7 @@ def pads(draw, most=6):
     pad = []
     for n in reversed(spatial):
         if mode == "constant":
-            pad += [draw(st.integers(-n // 2, 3)), draw(st.integers(-(n - n // 2), 3))]
+            pad += [draw(st.integers(-(n // 2), 3)), draw(st.integers(-(n - n // 2), 3))]
         else:
             top = n - 1 if mode == "reflect" else n if mode == "circular" else 3
             pad += [draw(st.integers(0, top)), draw(st.integers(0, top))]

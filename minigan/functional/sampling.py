@@ -31,8 +31,9 @@ MODES = ("nearest", "nearest-exact", "linear", "bilinear", "area")
 def _nearest_taps(n, size, scale, exact, copy_equal):
     """Input pixel of each output pixel along one axis: floor(y * ratio) ('nearest', PyTorch's
     historical rule) or floor((y + 0.5) * ratio) ('nearest-exact'), ratio = 1 / scale_factor if
-    one was given, else in/out; computed in float32, as PyTorch does. PyTorch's 2-D kernels
-    copy an axis whose size does not change (``copy_equal``), whatever the scale factor."""
+    one was given, else in/out; computed in float32, as PyTorch does. PyTorch's 2-D 'nearest'
+    kernel copies an axis whose size does not change (``copy_equal``), whatever the scale
+    factor; its 1-D one and 'nearest-exact' apply the rule."""
     if copy_equal and size == n:
         return xp.arange(n), None, None
     f32 = xp.float32
@@ -196,7 +197,8 @@ def _interpolate(input, sizes, scales, mode, align_corners, one_d=False):
         return resample(input, *(None if s == n else _bin_matrix(b, n, input.dtype)
                                  for b, n, s in zip(bins, spatial, sizes)))
     if mode.startswith("nearest"):
-        taps = [_nearest_taps(n, s, scale, mode == "nearest-exact", not one_d)
+        exact = mode == "nearest-exact"
+        taps = [_nearest_taps(n, s, scale, exact, not (one_d or exact))
                 for n, s, scale in zip(spatial, sizes, scales)]
     else:
         taps = [_linear_taps(n, s, scale, bool(align_corners), input.dtype)

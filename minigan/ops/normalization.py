@@ -115,16 +115,11 @@ def _sum_middle(v):
     return ones.reshape(1, length) @ v
 
 
-def _sum_positions(v5):
-    """Sums over the positions axis of a 5-D per-channel view, kept as size 1."""
-    p, g, c, s, q = v5.shape
-    return _sum_middle(v5.reshape(p * g * c, s, q)).reshape(p, g, c, 1, q)
-
-
 class GroupNormTrain(Function):
     """y = normalize_groups(x) * weight + bias (per channel), fused, for group norm and
     instance norm: each (sample, group) is normalised by its own statistics. The forward
-    in ~5 passes over x; the first-order backward, with g' = g * weight,
+    in 4 passes over x (3 without weight and bias); the first-order backward, with
+    g' = g * weight,
 
         dx = rstd * (g' - mean(g') - xhat * mean(g' * xhat))     (means over each group),
         dweight = sum(g * xhat),  dbias = sum(g)                 (sums over samples, positions),
@@ -134,27 +129,31 @@ class GroupNormTrain(Function):
     (N, G) means and biased variances go into ``stats``.
     """
 
-    reads_inputs, reads_output = None, False
+    reads_inputs, reads_output = None, False  # reads_output: set when the output is xhat
 
     def forward(self, x, *affine, groups, eps, stats):
         self.groups, self.eps, self.batch_last = groups, eps, _is_batch_last(x)
         v = _grouped(x, groups, self.batch_last)
         length = v.shape[1]
         mean = _sum_middle(v) / length
-        self.centred = v - mean
-        var = xp.einsum("rlq,rlq->rq", self.centred, self.centred)[:, None, :] / length
+        centred = v - mean
+        var = xp.einsum("rlq,rlq->rq", centred, centred)[:, None, :] / length
         self.rstd = 1.0 / xp.sqrt(var + eps)
         n = x.shape[0]
         stats.update(mean=_by_sample(mean, n, self.batch_last), var=_by_sample(var, n, self.batch_last))
-        centred = _per_channel(self.centred, groups, x.shape[1])
-        scale = _per_channel(self.rstd, groups, groups)
-        if affine:
-            weight, bias = (a.reshape(1, groups, -1, 1, 1) for a in affine)
-            out = centred * (scale * weight)
-            out += bias
-        else:
-            out = centred * scale
-        return _ungrouped(out, x.shape, self.batch_last)
+        if not affine:  # the output is xhat itself, which the backward reads
+            centred *= self.rstd
+            self.saved, self.reads_output = (centred, False), True
+            return _ungrouped(centred, x.shape, self.batch_last)
+        # y = centred * (rstd * weight) + bias: two passes, and the backward keeps centred
+        self.saved = (centred, True)
+        c5 = _per_channel(centred, groups, x.shape[1])
+        per_row = c5.shape[:3] + (1, c5.shape[4])
+        weight, bias = affine
+        scale = _rows(_per_channel(self.rstd, groups, groups) * weight.reshape(1, groups, -1, 1, 1))
+        out = _rows(c5) * scale
+        out += _rows(xp.broadcast_to(bias.reshape(1, groups, -1, 1, 1), per_row))
+        return _ungrouped(out.reshape(c5.shape), x.shape, self.batch_last)
 
     def backward(self, g):
         x = self.inputs[0]
@@ -169,8 +168,9 @@ class GroupNormTrain(Function):
         groups, channels = self.groups, x.shape[1]
         g5 = _per_channel(_grouped(g.data, groups, self.batch_last), groups, channels)
         weight = self.inputs[1].data.reshape(1, groups, -1, 1, 1) if len(self.inputs) == 3 else None
-        dx, sum_g, sum_gx = _group_norm_backward(g5, _per_channel(self.centred, groups, channels),
-                                                 _per_channel(self.rstd, groups, groups), weight)
+        saved, centred = self.saved
+        dx, sum_g, sum_gx = _group_norm_backward(g5, _per_channel(saved, groups, channels),
+                                                 _per_channel(self.rstd, groups, groups), weight, centred)
         dx = const(_ungrouped(dx, x.shape, self.batch_last))
         if weight is None:
             return (dx,)
@@ -179,37 +179,43 @@ class GroupNormTrain(Function):
                 const(sum_g.sum(axis=per_channel).reshape(-1)))
 
 
-_BLOCK = 1 << 18  # elements of g per block: the block and its temporaries stay in the CPU's cache
+_BLOCK = 1 << 16  # elements per block: a block's temporaries stay in the CPU's cache
 
 
-def _group_norm_backward(g5, c5, rstd5, weight):
-    """dx and the per-(sample, channel) sums of g and g * xhat, for 5-D views g5 and c5 (the
-    centred input): one block of whole groups at a time, so that each block is read from
-    memory once for its sums and once more, from cache, for its dx."""
-    dx = xp.empty(g5.shape, dtype=g5.dtype)
-    sums = xp.empty((2,) + g5.shape[:3] + (1, g5.shape[4]), dtype=g5.dtype)
-    count = c5.shape[2] * c5.shape[3]
-    axis = 0 if g5.shape[0] > 1 else 1  # (N, G, ...) blocks of samples, (1, G, ...) of groups
-    step = max(1, _BLOCK * g5.shape[axis] // max(g5.size, 1))
+def _rows(a5):
+    """A 5-D per-channel view (P, G, C/G, S, Q) as rows of positions, one per (sample,
+    channel): (rows, S) when Q is 1, else (rows, S, Q). Per-channel numbers (S = 1) alike."""
+    return a5.reshape((-1, a5.shape[3]) if a5.shape[4] == 1 else (-1,) + a5.shape[3:])
+
+
+def _group_norm_backward(g5, saved5, rstd5, weight, centred):
+    """dx and the per-(sample, channel) sums of g and g * xhat, for 5-D views g5 and saved5, which
+    is xhat or, if ``centred``, the centred input xhat / rstd. The arrays are seen as rows of
+    positions, one per (sample, channel), which NumPy runs fastest, and dx is made a block of
+    rows at a time, so that its temporaries stay in cache."""
+    p, groups, per, positions, q = g5.shape
+    g, saved = _rows(g5), _rows(saved5)
+    sum_g = _sum_middle(g.reshape(-1, positions, q)).reshape(p, groups, per, 1, q)
+    sum_gx = xp.einsum("rs,rs->r" if q == 1 else "rsq,rsq->rq", g, saved).reshape(sum_g.shape)
+    if centred:
+        sum_gx *= rstd5
+    wg, wgx = (sum_g, sum_gx) if weight is None else (sum_g * weight, sum_gx * weight)
+    # dx = rstd * (g * weight - mean_g - xhat * mean_gx), with means over each group
+    mix = -rstd5 * wgx.sum(axis=2, keepdims=True) / (per * positions)
+    coefficients = (rstd5 if weight is None else rstd5 * weight, mix * rstd5 if centred else mix,
+                    -rstd5 * wg.sum(axis=2, keepdims=True) / (per * positions))
+    scale, mix, shift = (_rows(xp.ascontiguousarray(xp.broadcast_to(c, sum_g.shape))) for c in coefficients)
+    dx = xp.empty(g.shape, dtype=g.dtype)
+    step = max(1, _BLOCK // g[0].size)
     temp = None
-    for start in range(0, g5.shape[axis], step):
-        def part(array, lead=(slice(None),) * axis, block=slice(start, start + step)):
-            return array[lead + (block,)] if array.shape[axis] > 1 else array
-        g, c, rstd, out = part(g5), part(c5), part(rstd5), part(dx)
-        sum_g, sum_gx = part(sums[0]), part(sums[1])
-        sum_g[...] = _sum_positions(g)
-        xp.einsum("pgcsq,pgcsq->pgcq", g, c, out=sum_gx[:, :, :, 0, :])
-        sum_gx *= rstd
-        wg, wgx = (sum_g, sum_gx) if weight is None else (sum_g * weight, sum_gx * weight)
-        mean_g = wg.sum(axis=2, keepdims=True) / count
-        mean_gx = wgx.sum(axis=2, keepdims=True) / count
-        # dx = rstd * (g * weight - mean_g - xhat * mean_gx), xhat = c * rstd
-        xp.multiply(g, rstd if weight is None else rstd * weight, out=out)
-        temp = xp.multiply(c, -mean_gx * rstd * rstd,
-                           out=temp if temp is not None and temp.shape == out.shape else None)
+    for start in range(0, len(g), step):
+        rows = slice(start, start + step)
+        out = dx[rows]
+        xp.multiply(g[rows], scale[rows], out=out)
+        temp = xp.multiply(saved[rows], mix[rows], out=temp if temp is not None and temp.shape == out.shape else None)
         out += temp
-        out -= mean_g * rstd
-    return dx, sums[0], sums[1]
+        out += shift[rows]
+    return dx.reshape(g5.shape), sum_g, sum_gx
 
 
 def _by_sample(stat, n, batch_last):

@@ -31,24 +31,18 @@ def empty_like_layout(x, shape, dtype=None):
     return out.transpose([order.index(axis) for axis in range(x.ndim)])
 
 
-def _reversed(start, count):
-    """The slice start, start - 1, ..., start - count + 1."""
-    stop = start - count
-    return slice(start, stop if stop >= 0 else None, -1)
-
-
 def _border_copies(mode, before, after, size):
-    """(border, source) slices along one padded axis, whose other pixels lie at
-    [before, before + size): each border pixel is a copy of the source pixel in its place."""
-    inner, end = before, before + size
+    """(border, source) index pairs along one padded axis whose inner pixels lie at [before,
+    before + size): each border pixel is a copy of the source pixel. One pixel at a time, so
+    that every copy is a slab of the other axes (long rows), not a column one pixel wide."""
+    end = before + size
     if mode == "reflect":
-        return [(slice(0, before), _reversed(2 * before, before)),
-                (slice(end, end + after), _reversed(end - 2, after))]
-    if mode == "replicate":
-        return ([(slice(i, i + 1), slice(inner, inner + 1)) for i in range(before)]
-                + [(slice(i, i + 1), slice(end - 1, end)) for i in range(end, end + after)])
-    return [(slice(0, before), slice(size, size + before)),  # circular
-            (slice(end, end + after), slice(inner, inner + after))]
+        sources = [2 * before - j for j in range(before)] + [end - 2 - k for k in range(after)]
+    elif mode == "replicate":
+        sources = [before] * before + [end - 1] * after
+    else:  # circular
+        sources = [size + j for j in range(before)] + [before + k for k in range(after)]
+    return list(zip([*range(before), *range(end, end + after)], sources))
 
 
 def _steps(widths, shape):
