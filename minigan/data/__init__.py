@@ -12,6 +12,9 @@ NumPy array of pixels.
 - ``Digits`` (``digits.py``): the offline default. MNIST-like 28x28 digits made on the spot from
   the fonts matplotlib ships, bent by random affine warps, elastic wobble, stroke width and blur.
 - ``Shapes`` (``shapes.py``): coloured circles and squares on a dark background, for RGB.
+- ``PairedImages`` and the translation data made from shapes and digits (``paired.py``):
+  ``OutlinedShapes``, ``CirclesToSquares``, ``DigitSkeletons``, ``ThinToBold``; ``unpaired``
+  cuts a paired dataset into two domains without pairs.
 
 ``load_dataset(name)`` maps the lessons' ``--dataset`` flag to these, and falls back from
 MNIST to Digits (saying so on stderr) when the files cannot be had.
@@ -40,6 +43,9 @@ from .mnist import (
     parse_idx,
     read_idx,
 )
+from .paired import (
+    CirclesToSquares, DigitSkeletons, OutlinedShapes, PairedImages, ThinToBold, thin, unpaired,
+)
 from .shapes import Shapes
 
 __all__ = [
@@ -48,6 +54,8 @@ __all__ = [
     "Digits", "FashionMNIST", "IDXFormatError", "ImageDataset", "Shapes", "batches", "cache_dir",
     "download_file", "forever", "generate_digits", "load_dataset", "parse_idx", "read_idx",
     "to_tanh_range",
+    "CirclesToSquares", "DigitSkeletons", "OutlinedShapes", "PairedImages", "ThinToBold", "thin",
+    "unpaired",
 ]
 
 DATASETS = ("digits", "mnist", "fashion-mnist", "shapes")
