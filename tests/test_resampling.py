@@ -127,6 +127,20 @@ def test_recompute_scale_factor_uses_the_output_size(mode, scale):
                                torch.nn.functional.interpolate(torch.tensor(x), **kwargs).numpy(), rtol=1e-13)
 
 
+@pytest.mark.parametrize("mode", ["nearest", "nearest-exact"])
+@pytest.mark.parametrize("factors", [(2, 2), (1, 3), (3, 2), (4, 1)])
+def test_nearest_by_whole_factors_runs_as_copies_and_equals_the_definition(mode, factors):
+    x = random_array((2, 3, 4, 5))
+    out = F.interpolate(mg.tensor(x, requires_grad=True), scale_factor=factors, mode=mode)
+    assert out.node.label == "avgpool2dgrad"  # repeat_pixels: copies, the adjoint of sum pooling
+    assert_fast_equals_reference(lambda x: F.interpolate(x, scale_factor=factors, mode=mode) ** 2, [x], 0)
+    size = (4 * factors[0], 5 * factors[1])
+    assert_fast_equals_reference(lambda x: F.interpolate(x, size=size, mode=mode) ** 2, [x], 1)
+    if torch is not None:
+        compare_with_torch(lambda x: F.interpolate(x, scale_factor=factors, mode=mode) ** 2,
+                           lambda x: torch.nn.functional.interpolate(x, scale_factor=factors, mode=mode) ** 2, x)
+
+
 def test_nearest_doubles_each_pixel_and_bilinear_keeps_constants():
     x = mg.tensor(random_array((2, 3, 4, 5)))
     np.testing.assert_array_equal(F.interpolate(x, scale_factor=2).numpy(),

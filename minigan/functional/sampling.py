@@ -7,8 +7,10 @@ pixel y reads input pixels first[y] and second[y] (its *taps*) and mixes them,
 to the last rounding (``_linear_taps``, ``_nearest_taps``). Written as a matrix A (out x in)
 with those two weights per row, resizing an image is ``A_h @ x @ A_w.T``: two matrix products
 for the whole batch, whose gradients (``A_h.T @ g @ A_w``) and second derivatives come from
-matmul itself. ``minigan.functional.reference.interpolate`` is the definition with the taps read
-by indexing; the tests check the two agree.
+matmul itself. Nearest upsampling by whole factors, where each row of A holds a single 1, runs
+as plain copies instead (``minigan.ops.pooling.repeat_pixels``).
+``minigan.functional.reference.interpolate`` is the definition with the taps read by indexing;
+the tests check the two agree.
 
     >>> import minigan as mg
     >>> from minigan import F
@@ -22,6 +24,7 @@ import math
 
 from ..autograd import Tensor, _as_tensor
 from ..backend import xp
+from ..ops import pooling
 from . import reference
 from ._checks import _check_floating, _is_int
 
@@ -188,6 +191,16 @@ def _is_identity(taps, n):
     return len(first) == n and bool((first == xp.arange(n)).all()) and (t is None or not t.any())
 
 
+def _repeat_factor(taps, n):
+    """f when the taps repeat each of the n pixels f times in order (nearest, by a whole
+    factor), else None."""
+    first, _, t = taps
+    factor = len(first) // n
+    if t is not None or len(first) != factor * n:
+        return None
+    return factor if bool((first == xp.arange(len(first)) // factor).all()) else None
+
+
 def _interpolate(input, sizes, scales, mode, align_corners, one_d=False):
     spatial = input.shape[2:]
     if mode == "area":
@@ -206,6 +219,9 @@ def _interpolate(input, sizes, scales, mode, align_corners, one_d=False):
     if reference.enabled():
         return reference.interpolate(input, [(f, s, None if t is None else Tensor(t))
                                              for f, s, t in taps])
+    factors = [_repeat_factor(tap, n) for tap, n in zip(taps, spatial)]
+    if all(factors):  # every pixel repeated a whole number of times: copies, not products
+        return pooling.repeat_pixels(input, factors)
     return resample(input, *(None if _is_identity(tap, n) else _matrix(tap, n, input.dtype)
                              for tap, n in zip(taps, spatial)))
 

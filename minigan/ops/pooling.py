@@ -12,7 +12,8 @@ gradient back through the same views.
                    overlap); linear in the gradient, its derivative in x is zero
     MaxPool2dPick  a tensor read at the picked pixels: MaxPool2dGrad's adjoint, and its backward
     AvgPool2d      each window's sum times ``scale`` (1 / divisor, per output position)
-    AvgPool2dGrad  its adjoint: scale * g added onto every pixel of the window
+    AvgPool2dGrad  its adjoint: scale * g added onto every pixel of the window; with no scale
+                   and kernel = stride, nearest upsampling by whole factors (``repeat_pixels``)
 
 ``minigan.functional.reference`` defines both poolings as pad -> unfold -> max or sum; the tests
 check the fused ops equal those definitions in values, first and second derivatives.
@@ -50,6 +51,13 @@ def _disjoint(geometry):
     return all(s >= d * (k - 1) + 1 for k, s, d in zip(kernel, stride, dilation))
 
 
+def _tiles(geometry, extent):
+    """True when the windows cover the padded image exactly once (kernel = stride)."""
+    kernel, stride, dilation, _, positions = geometry
+    return all(k == s and d == 1 and m * s == n
+               for k, s, d, m, n in zip(kernel, stride, dilation, positions, extent))
+
+
 def _spread(part, like, size, geometry):
     """The adjoint of reading the windows: ``part(k, out)`` writes what offset k sends back
     (one value per output position) into ``out``; those values are added onto the pixels the
@@ -57,7 +65,8 @@ def _spread(part, like, size, geometry):
     widths = geometry[3]
     padded = size[:2] + tuple(n + b + a for n, (b, a) in zip(size[2:], widths))
     out = empty_like_layout(like, padded)
-    out[...] = 0
+    if not _tiles(geometry, padded[2:]):  # some pixels are in no window
+        out[...] = 0
     disjoint, temp = _disjoint(geometry), None
     for k, view in enumerate(_windows(out, geometry)):
         if disjoint:
@@ -136,7 +145,7 @@ class MaxPool2dPick(Function):
 
 class AvgPool2d(Function):
     """Each window's sum times ``scale``: a number, or one per output position (OH, OW) where
-    windows differ in their divisor."""
+    windows differ in their divisor, or None for the plain sum."""
 
     reads_inputs, reads_output = (), False
 
@@ -147,7 +156,8 @@ class AvgPool2d(Function):
         out[...] = next(views)
         for view in views:
             out += view
-        out *= scale
+        if scale is not None:
+            out *= scale
         return out
 
     def backward(self, g):
@@ -162,7 +172,7 @@ class AvgPool2dGrad(Function):
 
     def forward(self, g, geometry, scale, size):
         self.geometry, self.scale = geometry, scale
-        share = g * scale
+        share = g if scale is None else g * scale
 
         def part(k, out):
             xp.copyto(out, share)
@@ -186,3 +196,12 @@ def max_pool2d(x, geometry):
 def avg_pool2d(x, geometry, scale):
     """The fused AvgPool2d; ``scale`` = 1 / divisor, a number or an (OH, OW) array."""
     return AvgPool2d.apply(x, geometry=geometry, scale=scale)
+
+
+def repeat_pixels(x, factors):
+    """Nearest upsampling by whole factors (fh, fw): every pixel becomes an fh x fw block. That
+    is the adjoint of summing over those blocks, so it runs as AvgPool2dGrad with no scale, and
+    its gradient is sum pooling (AvgPool2d): fh*fw strided copies, and fh*fw strided adds."""
+    n, c, h, w = x.shape
+    geometry = (tuple(factors), tuple(factors), (1, 1), ((0, 0), (0, 0)), (h, w))
+    return AvgPool2dGrad.apply(x, geometry=geometry, scale=None, size=(n, c, h * factors[0], w * factors[1]))
