@@ -85,8 +85,8 @@ def power_iteration(W, u):
 def spectral_normalise(W, u, v):
     """W / sigma with sigma = u^T W v, for fixed vectors u and v; returns (W / sigma, sigma).
 
-    The gradient flows through sigma as well as W: shrinking sigma is one way for the optimiser
-    to change the output, and it must see that. u and v are constants here (the paper, and
+    The gradient flows through sigma as well as through W, so the optimiser sees that scaling W
+    up scales its divisor too, and does nothing. u and v are constants here (the paper, and
     PyTorch's spectral_norm, treat them so)."""
     sigma = u @ (W @ v)
     return W / sigma, sigma
@@ -97,9 +97,9 @@ class SNConv2d(nn.Conv2d):
 
     ``u`` (out,) is a buffer: saved with the model, moved by no optimizer. In training mode
     every forward pass refines it by one power-iteration step before normalising; in eval mode
-    it stays put. (The largest singular value of the reshaped kernel bounds the convolution's
-    Lipschitz constant only up to a factor that depends on the kernel size; the paper, and
-    everyone since, use it anyway: it is cheap and it works.)"""
+    it stays put. (The convolution's own stretch factor can exceed the matrix's, by a factor
+    that grows with how many kernel positions overlap at one output pixel; the paper normalises
+    the matrix anyway, because it is cheap and it works.)"""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -337,10 +337,12 @@ def plot_sigmas(results, path):
     for column, layer in enumerate(layers):
         top, bottom = axes[0, column], axes[1, column]
         steps = np.asarray(first["history"]["step"]) + 1
-        for key, label, style in (("svd", "largest singular value (SVD)", "--"),
-                                  ("second", "second largest (SVD)", ":"),
-                                  ("estimate", "power-iteration estimate", "-")):
-            top.plot(steps, first["history"][f"sigma_{key}_{layer}"], linestyle=style, linewidth=1.0, label=label)
+        for key, label, style, colour in (("svd", "largest singular value (SVD)", "--", "tab:blue"),
+                                          ("second", "second largest (SVD)", ":", "tab:orange"),
+                                          ("estimate", "power-iteration estimate", "-", "tab:green")):
+            values = first["history"][f"sigma_{key}_{layer}"]
+            if any(values):  # a one-row kernel has no second singular value
+                top.plot(steps, values, linestyle=style, color=colour, linewidth=1.0, label=label)
         for seed, r in runs.items():
             ratio = np.divide(r["history"][f"sigma_estimate_{layer}"], r["history"][f"sigma_svd_{layer}"])
             bottom.plot(np.asarray(r["history"]["step"]) + 1, ratio, linewidth=0.8, label=f"seed {seed}")
