@@ -1,7 +1,7 @@
 """The scaffolding every GAN lesson shares, so each lesson file stays about its one idea.
 
 A lesson asks ``lesson_parser`` for the usual flags (--steps, --batch-size, --dataset,
---data-root, --train-size, --out, --seed, --quick, --resume) and keeps a ``Run``: the run
+--data-root, --train-size, --no-judge, --out, --seed, --quick, --resume) and keeps a ``Run``: the run
 directory with its sample grids from fixed noise, the loss history and its plot, the checkpoint
 a resumed run continues from, the final samples and a small metrics file.
 
@@ -11,6 +11,7 @@ a resumed run continues from, the final samples and a small metrics file.
     data = run.load_dataset()
     batches = forever(data, args.batch_size)
     models, optimizers, streams = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}, {"real": batches}
+    run.track_diversity(G, randn(500, 100, 1, 1))   # what the judge sees, at sample points
     start = run.resume(models, optimizers, streams)
     for step in run.steps(start):
         ...
@@ -19,6 +20,14 @@ a resumed run continues from, the final samples and a small metrics file.
             run.save_grid(generate(G, fixed_z), step)
             run.save_checkpoint(step + 1, models, optimizers, streams)
     run.finish_gan(G, fixed_z, data)
+
+``track_diversity`` makes the history say whether the generator draws every kind of image:
+at the first step and at every sample point, the samples from its fixed noise are read by
+lesson 10's judge (``minigan.classifier``, trained once per dataset and cached): how many
+classes they cover, and their precision and recall against as many real images. The history
+also gets their mean pairwise cosine and pixel spread, which need no judge (``--no-judge``
+keeps to these). ``finish_gan`` then scores the final samples with the judge against the
+real test images, beside real training images as the floor.
 
 A checkpoint holds the models, optimizers, data streams (the epoch's order and the position in
 it), minigan's RNG and the history, so ``--resume`` continues bit for bit where the run stopped:
@@ -31,6 +40,7 @@ paper's initialisation), ``dcgan_generator`` (lesson 04's generator at any width
 """
 import argparse
 import contextlib
+import functools
 import json
 import math
 import os
@@ -39,13 +49,16 @@ import time
 
 import numpy as np
 
-from . import cat, get_rng_state, io, nn, no_grad, randn, set_rng_state, viz
+from . import cat, classifier, get_rng_state, io, nn, no_grad, randn, set_rng_state, viz
 from .data import load_dataset, to_tanh_range
-from .metrics import compare_to_real
+from .metrics import (RealReference, class_coverage, compare_to_real, mean_pairwise_cosine,
+                      pixel_std, precision_recall)
 from .progress import progress
 
 DATASET_CHOICES = ("digits", "mnist", "fashion-mnist")
 FINAL_SAMPLES = 1000  # samples compared with as many real images at the end of a GAN lesson
+JUDGE_READINGS = ("coverage", "precision", "recall")  # track_diversity's readings by the judge
+SPREAD_READINGS = ("cosine", "pixel_std")             # ... and the two that need no judge
 
 
 # --- flags --------------------------------------------------------------------------------------
@@ -82,7 +95,8 @@ class LessonParser(argparse.ArgumentParser):
 
 def lesson_parser(name, description, steps, batch_size, datasets=DATASET_CHOICES, quick_steps=12):
     """The flags every GAN lesson takes; ``--quick`` runs ``quick_steps`` steps for smoke tests
-    (unless --steps is given too). Counts must be positive and the seed >= 0: anything else is
+    (unless --steps is given too). ``datasets`` (None: no dataset flags) brings --dataset,
+    --data-root, --train-size and --no-judge. Counts must be positive and the seed >= 0: anything else is
     an argparse error that names the flag and the value."""
     parser = LessonParser(
         prog=f"lessons/{name}.py", description=description,
@@ -99,6 +113,10 @@ def lesson_parser(name, description, steps, batch_size, datasets=DATASET_CHOICES
                             help="folder with the MNIST files (default $MINIGAN_DATA or ~/.cache/minigan)")
         parser.add_argument("--train-size", type=positive_int, default=None, metavar="N",
                             help="train on the first N images of the dataset (default: all)")
+        parser.add_argument("--no-judge", action="store_true",
+                            help="read diversity by cosine and pixel spread only, without lesson "
+                                 "10's classifier (otherwise trained once per dataset, about a "
+                                 "minute, and cached)")
     parser.add_argument("--out", default=os.path.join("runs", name), help="run directory")
     parser.add_argument("--seed", type=non_negative_int, default=0)
     parser.add_argument("--quick", action="store_true", help=f"{quick_steps} steps, for smoke tests")
@@ -151,6 +169,20 @@ def dcgan_generator(latent, width):
     )
 
 
+@functools.lru_cache(maxsize=2)
+def judge_for(dataset, root=None):
+    """Lesson 10's classifier for ``dataset``, read once per process (``load_or_train``
+    trains it the first time and caches it on disk)."""
+    return classifier.load_or_train(dataset, root=root)
+
+
+@functools.lru_cache(maxsize=2)
+def test_reference(judge, dataset, root=None):
+    """The real test images of ``dataset`` as ``judge`` sees them, prepared once per process
+    (the runs of lesson 05 share it)."""
+    return RealReference(judge, load_dataset(dataset, root=root, train=False).images)
+
+
 @contextlib.contextmanager
 def fork_rng():
     """Draw from minigan's RNG inside the block; afterwards it is back where it was.
@@ -184,6 +216,10 @@ class Run:
         self.elapsed_before = 0.0
         self.started = time.perf_counter()
         self.bar = None
+        self.tracked = None   # (G, noise, image_shape, every) once track_diversity is called
+        self.readings = {}    # the last diversity readings, logged at every step
+        self.judge = None     # lesson 10's classifier, loaded at the first reading
+        self.real_features = None
 
     def load_dataset(self):
         """The dataset --dataset names (MNIST-like names fall back to the built-in digits
@@ -206,7 +242,7 @@ class Run:
         args = self.args
         dataset = self.dataset.name if self.dataset is not None else getattr(args, "dataset", None)
         return {"batch_size": args.batch_size, "seed": args.seed, "dataset": dataset,
-                "train_size": getattr(args, "train_size", None)}
+                "train_size": getattr(args, "train_size", None), "judge": self.uses_judge()}
 
     # --- resuming --------------------------------------------------------------------------
     def resume(self, models, optimizers, streams=None):
@@ -244,6 +280,8 @@ class Run:
         except (ValueError, KeyError, RuntimeError) as exc:
             _refuse(f"cannot resume from {path}: {exc}")
         self.history = {k: list(v) for k, v in history.items()}
+        self.readings = {k: self.history[k][-1] for k in JUDGE_READINGS + SPREAD_READINGS
+                         if self.history.get(k)}
         self.elapsed_before = float((extra or {}).get("elapsed", 0.0))
         print(f"resumed from {path} at step {step}")
         return int(step)
@@ -262,7 +300,14 @@ class Run:
         return self.bar
 
     def log(self, step, **values):
-        """Record scalars (tensors or numbers) for this step and show them on the bar."""
+        """Record scalars (tensors or numbers) for this step and show them on the bar, with the
+        diversity readings (see ``track_diversity``): taken now at a reading step, else the last
+        ones again."""
+        if self.tracked is not None:
+            every = self.tracked[3]
+            if not self.readings or (step + 1) % every == 0:
+                self.readings = self.read_diversity()
+            values.update(self.readings)
         self.history["step"].append(int(step))
         shown = {}
         for name, value in values.items():
@@ -271,6 +316,69 @@ class Run:
             shown[name] = f"{value:.3f}"
         if self.bar is not None:
             self.bar.set_postfix(shown, refresh=False)
+
+    # --- what the samples cover ------------------------------------------------------------
+    def track_diversity(self, G, noise, image_shape=None, every=None):
+        """From now on, ``log`` reads the diversity of G's samples from ``noise`` at the first
+        step of the run and every ``every`` steps (default: every sample_every steps), and
+        logs the last readings at every step:
+
+          coverage, precision, recall  lesson 10's judge on the samples, against as many real
+                                       images of the run's dataset: classes holding >= 2% of
+                                       the samples, and k-NN precision and recall in its
+                                       feature space. A collapsed generator covers few
+                                       classes and has a recall near 0.
+          cosine, pixel_std            mean pairwise cosine and per-pixel spread of the
+                                       samples (no judge needed; see minigan.metrics).
+
+        The judge is trained on the dataset's training images the first time (about a
+        minute; then read from the cache); with ``--no-judge`` only cosine and pixel_std are
+        read. Reading draws no random numbers, so training goes exactly as without it."""
+        self.tracked = (G, noise, image_shape, every or self.sample_every)
+
+    def uses_judge(self):
+        return self.tracked is not None and not getattr(self.args, "no_judge", False)
+
+    def load_judge(self):
+        """Lesson 10's classifier for the run's dataset (trained once, then cached). Building
+        (or training) its network draws random numbers, so it does so in a fork of the RNG."""
+        if self.judge is None:
+            with fork_rng():
+                self.judge = judge_for(self.dataset.name, self.args.data_root)
+        return self.judge
+
+    def read_diversity(self):
+        """The readings ``track_diversity`` describes, for G's samples from its noise now."""
+        G, noise, image_shape, _ = self.tracked
+        samples = generate(G, noise, image_shape=image_shape).numpy()
+        if not np.isfinite(samples).all():
+            names = JUDGE_READINGS + SPREAD_READINGS if self.uses_judge() else SPREAD_READINGS
+            return dict.fromkeys(names, math.nan)
+        readings = {}
+        if self.uses_judge():
+            judge = self.load_judge()
+            if self.real_features is None:
+                self.real_features = judge.features(self.dataset.images[:len(samples)])
+            features, predicted = judge.features(samples), judge.predict(samples)
+            precision, recall = precision_recall(self.real_features, features)
+            readings = {"coverage": class_coverage(predicted, len(self.dataset.classes)),
+                        "precision": precision, "recall": recall}
+        readings.update(cosine=mean_pairwise_cosine(samples), pixel_std=pixel_std(samples))
+        return readings
+
+    def diversity_panel(self):
+        """The tracked readings as one panel for ``viz.plot_panels``: the judge's, or without
+        a judge the cosine and pixel spread."""
+        if self.history.get("recall"):
+            n = len(self.dataset.classes)
+            title = "what the judge sees in samples from fixed noise"
+            return {title: {"recall": self.history["recall"],
+                            "precision": self.history["precision"],
+                            f"classes covered / {n}": [c / n for c in self.history["coverage"]]}}
+        if self.history.get("cosine"):
+            return {"diversity of samples from fixed noise":
+                    {k: self.history[k] for k in SPREAD_READINGS}}
+        return {}
 
     def should_sample(self, step):
         return (step + 1) % self.sample_every == 0 or step + 1 == self.args.steps
@@ -299,7 +407,21 @@ class Run:
         if np.isfinite(samples).all():
             real = to_tanh_range(data.images[:FINAL_SAMPLES])
             metrics.update(compare(samples, real))
+            if self.uses_judge():
+                metrics["judge"] = self.judge_scores(samples, data)
         return grid, samples, self.finish(grid, samples, metrics=metrics, plot=plot)
+
+    def judge_scores(self, samples, data):
+        """Lesson 10's readings of ``samples`` against the real test images, and of as many
+        real training images (drawn at random, the same ones every run): the floor, the best
+        any generator can reach at this sample count."""
+        judge = self.load_judge()
+        reference = test_reference(judge, data.name, self.args.data_root)
+        picked = np.random.default_rng(0).choice(len(data), min(len(samples), len(data)),
+                                                 replace=False)
+        return {"dataset": data.name, "classifier_accuracy": judge.accuracy,
+                "neighbours": reference.k, "samples": reference.score(samples),
+                "real": reference.score(data.images[np.sort(picked)])}
 
     def finish(self, final_grid, samples, metrics=None, plot=True):
         """Write samples_final.png, samples.npy (float32 in [-1, 1]), history.png and
@@ -318,7 +440,7 @@ class Run:
         with io.atomic_open(os.path.join(self.dir, "samples.npy")) as f:
             np.save(f, np.where(finite, np.clip(samples, -1, 1), samples))
         if plot:
-            viz.plot_history(self.history, os.path.join(self.dir, "history.png"))
+            self.plot_history()
         metrics = dict(metrics or {})
         metrics["diverged"] = not finite.all()
         if metrics["diverged"]:
@@ -336,6 +458,18 @@ class Run:
                   f"are NaN or infinite (magenta in samples_final.png)", file=sys.stderr)
         print(f"done in {metrics['seconds']:.0f} s; pictures and metrics in {self.dir}/")
         return metrics
+
+    def plot_history(self, panels=None):
+        """history.png: ``panels`` (title -> {label: values}; by default the losses and the
+        discriminator's scores), then the diversity readings in a panel of their own."""
+        h = self.history
+        if panels is None:
+            readings = set(JUDGE_READINGS + SPREAD_READINGS)
+            curves = {k: v for k, v in h.items() if k != "step" and k not in readings and v}
+            panels = {"losses": {k: v for k, v in curves.items() if "loss" in k},
+                      "discriminator scores": {k: v for k, v in curves.items() if "loss" not in k}}
+        viz.plot_panels({**panels, **self.diversity_panel()}, os.path.join(self.dir, "history.png"),
+                        steps=h["step"])
 
     def _dataset_record(self):
         requested = getattr(self.args, "dataset", None)

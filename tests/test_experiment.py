@@ -294,3 +294,141 @@ def test_a_healthy_run_is_compared_with_real_images(tmp_path):
     assert samples.shape == (1000, 1, 28, 28)
     np.testing.assert_array_equal(np.load(tmp_path / "samples.npy"), samples)
     assert read_metrics(tmp_path)["feature_distance"] == metrics["feature_distance"]
+
+
+# --- what the samples cover ---------------------------------------------------------------------
+def untrained_judge():
+    """A judge with lesson 10's network, untrained but fixed by its seed: its readings mean
+    nothing, but they are real readings, computed the way a trained judge's are."""
+    from minigan.classifier import Classifier, make_classifier
+    from minigan.data import DIGIT_CLASSES
+
+    mg.manual_seed(123)
+    return Classifier(make_classifier(), "digits", (1, 28, 28), DIGIT_CLASSES)
+
+
+def watched_run(tmp_path, *flags, judge=None):
+    """A tiny GAN-shaped run whose generator's diversity is tracked every 2 steps."""
+    run, models, optimizers, streams = tiny_run(tmp_path, "--batch-size", "4", *flags)
+    run.judge = judge
+    models["G"] = nn.Sequential(nn.Linear(3, 28 * 28), nn.Tanh())
+    optimizers["g"] = optim.SGD(models["G"].parameters(), lr=0.5)
+    run.track_diversity(models["G"], mg.randn(12, 3), image_shape=(1, 28, 28), every=2)
+    return run, models, optimizers, streams
+
+
+def train_watched(run, models, optimizers, streams, start):
+    G = models["G"]
+    for step in run.steps(start):
+        real = next(streams["real"])[0].reshape(run.args.batch_size, -1)
+        fake = G(mg.randn(run.args.batch_size, 3))
+        loss = ((fake - real) ** 2).mean()  # not a GAN: any loss that moves G will do
+        optimizers["g"].zero_grad()
+        loss.backward()
+        optimizers["g"].step()
+        run.log(step, loss=loss)
+    run.save_checkpoint(run.args.steps, models, optimizers, streams)
+
+
+def test_diversity_is_read_at_the_first_step_and_every_few_steps_and_carried_between(tmp_path):
+    run = watched_run(tmp_path, "--steps", "7", judge=untrained_judge())
+    train_watched(*run, 0)
+    history = run[0].history
+    for name in ("coverage", "precision", "recall", "cosine", "pixel_std"):
+        assert len(history[name]) == 7, name
+    assert 1 <= min(history["coverage"]) and max(history["coverage"]) <= 10
+    # G changes every step, so each reading differs from the last: new values appear exactly
+    # at the first step and at steps 1, 3, 5 (every 2 steps), and are repeated in between
+    cosine = history["cosine"]
+    assert [i for i in range(1, 7) if cosine[i] != cosine[i - 1]] == [1, 3, 5]
+    assert cosine[1] == cosine[2] and cosine[5] == cosine[6]
+
+
+def test_readings_draw_no_random_numbers_so_training_is_unchanged(tmp_path):
+    watched = watched_run(tmp_path / "a", "--steps", "5", judge=untrained_judge())
+    train_watched(*watched, 0)
+    plain = watched_run(tmp_path / "b", "--steps", "5", "--no-judge")
+    plain[0].tracked = None  # not watched at all
+    train_watched(*plain, 0)
+    assert watched[0].history["loss"] == plain[0].history["loss"]
+    np.testing.assert_array_equal(watched[1]["G"][0].weight.numpy(), plain[1]["G"][0].weight.numpy())
+
+
+def test_a_watched_run_resumes_bit_for_bit_readings_included(tmp_path):
+    straight = watched_run(tmp_path / "a", "--steps", "8", judge=untrained_judge())
+    train_watched(*straight, 0)
+    first = watched_run(tmp_path / "b", "--steps", "4", judge=untrained_judge())
+    train_watched(*first, 0)
+    resumed = watched_run(tmp_path / "b", "--steps", "8", "--resume", judge=untrained_judge())
+    start = resumed[0].resume(*resumed[1:])
+    assert start == 4 and resumed[0].readings
+    train_watched(*resumed, start)
+    assert resumed[0].history == straight[0].history
+
+
+def test_loading_the_judge_leaves_the_rng_where_it_was(tmp_path, monkeypatch):
+    """Building the judge's network draws initial weights, and training it reseeds the RNG:
+    neither may reach the run, or a resumed run (which loads the judge at another step)
+    would draw other numbers than an uninterrupted one."""
+    from minigan import experiment
+
+    def load_or_train(dataset, root=None):
+        mg.manual_seed(99)  # as training does
+        return untrained_judge()  # builds a network: draws its weights
+
+    monkeypatch.setattr(experiment.classifier, "load_or_train", load_or_train)
+    experiment.judge_for.cache_clear()
+    run = watched_run(tmp_path, "--steps", "3")
+    mg.manual_seed(5)
+    expected = mg.randn(4).numpy()
+    mg.manual_seed(5)
+    assert run[0].load_judge() is not None
+    np.testing.assert_array_equal(mg.randn(4).numpy(), expected)
+    experiment.judge_for.cache_clear()
+
+
+def test_without_a_judge_only_cosine_and_spread_are_read(tmp_path, monkeypatch):
+    from minigan import experiment
+
+    def no_training(*args):
+        raise AssertionError("--no-judge must not load or train a judge")
+
+    monkeypatch.setattr(experiment, "judge_for", no_training)
+    run = watched_run(tmp_path, "--steps", "3", "--no-judge")
+    train_watched(*run, 0)
+    history = run[0].history
+    assert {"cosine", "pixel_std"} <= set(history) and not {"coverage", "recall"} & set(history)
+    assert list(run[0].diversity_panel()) == ["diversity of samples from fixed noise"]
+
+
+def test_resuming_with_the_judge_switched_is_refused(tmp_path):
+    run = watched_run(tmp_path, "--steps", "3", "--no-judge")
+    train_watched(*run, 0)
+    resumed = watched_run(tmp_path, "--steps", "5", "--resume", judge=untrained_judge())
+    with pytest.raises(SystemExit, match="was made with judge False"):
+        resumed[0].resume(*resumed[1:])
+
+
+def test_the_final_samples_are_scored_by_the_judge_beside_real_images(tmp_path, monkeypatch):
+    from minigan import experiment
+
+    load_dataset = experiment.load_dataset
+
+    def small_test_set(name, root=None, train=True):  # 200 test images keep the test quick
+        return load_dataset(name, root=root, train=train).first(200)
+
+    monkeypatch.setattr(experiment, "load_dataset", small_test_set)
+    run, models, _, _ = watched_run(tmp_path, "--steps", "1", judge=untrained_judge())
+    data = run.dataset
+    G = models["G"]
+    run.log(0, loss=1.0)
+    _, samples, metrics = run.finish_gan(G, mg.randn(8, 3), data, image_shape=(1, 28, 28),
+                                         plot=False)
+    judge = metrics["judge"]
+    assert (judge["dataset"], judge["neighbours"]) == ("digits", 3)
+    assert set(judge["samples"]) == set(judge["real"]) == {
+        "frechet_distance", "inception_score", "coverage", "class_fractions", "precision", "recall"}
+    reference = experiment.RealReference(run.judge, small_test_set("digits", train=False).images)
+    assert judge["samples"] == reference.score(samples)
+    assert judge["real"] == reference.score(data.images)  # all 16 images of the run's data
+    assert read_metrics(tmp_path)["judge"] == judge
