@@ -18,6 +18,7 @@ from .padding import (
 from .pooling import AdaptiveAvgPool2d, AvgPool2d, MaxPool2d
 from .sampling import PixelShuffle, PixelUnshuffle, Upsample, UpsamplingBilinear2d, UpsamplingNearest2d
 from .container import ModuleDict, ModuleList, Sequential
+from .gan_blocks import AdaIN, EqualizedConv2d, EqualizedLinear, MinibatchStdDev, NoiseInjection, PixelNorm
 from .loss import (
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, KLDivLoss, L1Loss, MSELoss, NLLLoss, SmoothL1Loss,
 )
