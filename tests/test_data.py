@@ -362,6 +362,60 @@ def test_a_square_fills_its_bounding_box_and_a_circle_does_not():
     assert np.all(fill[shapes.labels == 1] > 0.97) and np.all(fill[shapes.labels == 0] < 0.9)
 
 
+def test_the_default_shapes_are_the_same_images_as_ever():
+    """The options below draw their extra random numbers after the default ones, so the
+    default dataset (lesson 09's) does not change: these are its first 64 images' bytes."""
+    images = Shapes(64, seed=0).images
+    assert hashlib.sha256(images.tobytes()).hexdigest() == \
+        "f2cc39979b993371053a33999f4494d6804f82047f7dd1456df87a1241396fc8"
+
+
+def test_shapes_with_more_kinds_and_fills_label_every_pair():
+    shapes = Shapes(600, seed=2, kinds=("circle", "square", "triangle", "ring"),
+                    fills=("flat", "gradient", "stripes"))
+    assert len(shapes.classes) == 12 and shapes.classes[:3] == ("flat circle", "gradient circle", "striped circle")
+    assert shapes.name == "shapes-circle+square+triangle+ring-flat+gradient+stripes"
+    assert set(np.unique(shapes.labels)) == set(range(12))
+    corners = shapes.images[:, :, [0, 0, -1, -1], [0, -1, 0, -1]]
+    assert corners.max() <= 0.15 * 255 + 1
+    np.testing.assert_array_equal(Shapes(600, seed=2, kinds=("circle", "square", "triangle", "ring"),
+                                         fills=("flat", "gradient", "stripes")).images, shapes.images)
+
+
+def kind_masks(kind, n=200, seed=0):
+    shapes = Shapes(n, size=32, seed=seed, kinds=(kind,))
+    return shapes.images.max(axis=1) > 128
+
+
+def test_a_triangle_is_wider_at_the_bottom_and_a_ring_is_empty_in_the_middle():
+    triangle = kind_masks("triangle")
+    for mask in triangle:
+        rows = np.flatnonzero(mask.any(axis=1))
+        top, bottom = mask[rows[0] + 1].sum(), mask[rows[-1] - 1].sum()
+        assert bottom > top
+    for mask in kind_masks("ring"):
+        rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+        centre = (rows[0] + rows[-1]) // 2, (cols[0] + cols[-1]) // 2
+        assert not mask[centre]
+
+
+def test_flat_fills_are_one_colour_and_stripes_and_gradients_are_not():
+    spreads = {}
+    for fill in ("flat", "gradient", "stripes"):
+        shapes = Shapes(200, size=32, seed=3, kinds=("square",), fills=(fill,))
+        inside = [image[:, mask] for image, mask in zip(shapes.images, shapes.images.max(axis=1) > 160)]
+        # the spread of colours over each square's inner pixels, averaged over the squares
+        spreads[fill] = np.mean([pixels.astype(float).std(axis=1).mean() for pixels in inside if pixels.shape[1] > 9])
+    assert spreads["flat"] < 8 < min(spreads["gradient"], spreads["stripes"])
+
+
+def test_shapes_refuse_unknown_or_repeated_options():
+    with pytest.raises(ValueError, match="kinds must be distinct names"):
+        Shapes(4, kinds=("circle", "hexagon"))
+    with pytest.raises(ValueError, match="fills must be distinct names"):
+        Shapes(4, fills=("flat", "flat"))
+
+
 # --- batches ------------------------------------------------------------------------------------
 
 
