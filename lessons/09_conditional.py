@@ -67,16 +67,24 @@ def generator_input(z, labels, classes):
     return mg.cat([z, one_hot], dim=1).reshape(len(z), LATENT + classes, 1, 1)
 
 
+def feature_sizes(size):
+    """The side of the smallest feature map and the number of doublings up to the image: 28x28
+    images start at 7x7 and double twice (lesson 04), 32x32 ones start at 4x4 and double three
+    times (lesson 11), so that D's last features see the whole shape."""
+    return (7, 2) if size == 28 else (size // 8, 3)
+
+
 def make_generator(classes, channels, size):
-    """(LATENT + classes) x 1x1 -> 4 WIDTH x s/4 -> 2 WIDTH x s/2 -> channels x s, for side s
-    = 28 (7 -> 14 -> 28) or 32 (8 -> 16 -> 32): lesson 04's generator at half width."""
-    return nn.Sequential(
-        nn.ConvTranspose2d(LATENT + classes, 4 * WIDTH, size // 4, 1, 0, bias=False),
-        nn.BatchNorm2d(4 * WIDTH), nn.ReLU(),
-        nn.ConvTranspose2d(4 * WIDTH, 2 * WIDTH, 4, 2, 1, bias=False),
-        nn.BatchNorm2d(2 * WIDTH), nn.ReLU(),
-        nn.ConvTranspose2d(2 * WIDTH, channels, 4, 2, 1), nn.Tanh(),
-    )
+    """(LATENT + classes) x 1x1 -> 4 WIDTH x 7x7 -> 2 WIDTH x 14x14 -> channels x 28x28, lesson
+    04's generator at half width; for 32x32 images 4 WIDTH x 4x4 -> 2 WIDTH x 8x8 -> WIDTH x
+    16x16 -> channels x 32x32."""
+    start, doublings = feature_sizes(size)
+    widths = [4 * WIDTH, 2 * WIDTH, WIDTH][:doublings]
+    layers = [nn.ConvTranspose2d(LATENT + classes, widths[0], start, 1, 0, bias=False),
+              nn.BatchNorm2d(widths[0]), nn.ReLU()]
+    for wide, narrow in zip(widths, widths[1:]):
+        layers += [nn.ConvTranspose2d(wide, narrow, 4, 2, 1, bias=False), nn.BatchNorm2d(narrow), nn.ReLU()]
+    return nn.Sequential(*layers, nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1), nn.Tanh())
 
 
 # --- 2. the discriminator: the class as image channels (or a projection, or a second head) -------
@@ -97,9 +105,10 @@ class LabelChannels(nn.Module):
 
 
 class ConditionalDiscriminator(nn.Module):
-    """channels x s -> WIDTH x s/2 -> 2 WIDTH x s/4 = features h -> a score (and, for AC-GAN,
-    class logits). Every kernel is spectrally normalised (lesson 08; here with the engine's
-    nn.utils.spectral_norm, which runs the same power iteration).
+    """channels x 28x28 -> WIDTH x 14x14 -> 2 WIDTH x 7x7 = features h -> a score (and, for
+    AC-GAN, class logits); for 32x32 images one stage more, to 4 WIDTH x 4x4. Every kernel is
+    spectrally normalised (lesson 08; here with the engine's nn.utils.spectral_norm, which runs
+    the same power iteration).
 
     variant "channels":   D(x, y) = head(h(x ++ embed(y) planes))
     variant "projection": D(x, y) = head(h(x)) + <embed(y), h(x)>, with h(x) flattened:
@@ -113,17 +122,17 @@ class ConditionalDiscriminator(nn.Module):
         super().__init__()
         self.variant = variant
         sn = nn.utils.spectral_norm
-        side = size // 4
+        side, halvings = feature_sizes(size)
+        widths = [channels + (EMBED if variant == "channels" else 0), WIDTH, 2 * WIDTH, 4 * WIDTH][:halvings + 1]
         if variant == "channels":
             self.labels = LabelChannels(classes, EMBED)
-            channels += EMBED
-        self.body = nn.Sequential(
-            sn(nn.Conv2d(channels, WIDTH, 4, 2, 1)), nn.LeakyReLU(0.2),
-            sn(nn.Conv2d(WIDTH, 2 * WIDTH, 4, 2, 1)), nn.LeakyReLU(0.2),
-        )
-        self.head = sn(nn.Conv2d(2 * WIDTH, 1 + (classes if variant == "acgan" else 0), side, 1, 0))
+        layers = []
+        for narrow, wide in zip(widths, widths[1:]):
+            layers += [sn(nn.Conv2d(narrow, wide, 4, 2, 1)), nn.LeakyReLU(0.2)]
+        self.body = nn.Sequential(*layers)
+        self.head = sn(nn.Conv2d(widths[-1], 1 + (classes if variant == "acgan" else 0), side, 1, 0))
         if variant == "projection":
-            self.project = sn(nn.Embedding(classes, 2 * WIDTH * side * side))
+            self.project = sn(nn.Embedding(classes, widths[-1] * side * side))
 
     def forward(self, images, labels):
         if self.variant == "channels":

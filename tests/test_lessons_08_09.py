@@ -208,6 +208,18 @@ def test_generator_input_appends_a_one_hot_class():
     np.testing.assert_array_equal(x[:, conditional.LATENT:, 0, 0], np.eye(4)[[1, 0, 3]])
 
 
+@pytest.mark.parametrize("size, channels, smallest", [(28, 1, 7), (32, 3, 4)])
+def test_the_models_fit_digits_and_shapes(size, channels, smallest):
+    G = conditional.make_generator(2, channels, size)
+    labels = mg.tensor([0, 1, 1])
+    images = G(conditional.generator_input(mg.randn(3, conditional.LATENT), labels, 2))
+    assert images.shape == (3, channels, size, size)
+    for variant in conditional.VARIANTS:
+        D = conditional.ConditionalDiscriminator(variant, 2, channels, size)
+        assert D.head.kernel_size == (smallest, smallest)  # D's last features see the whole image
+        assert D(images, labels)[0].shape == (3,)
+
+
 @pytest.mark.parametrize("variant", conditional.VARIANTS)
 def test_conditional_discriminators_match_finite_differences(float64, variant):
     D = conditional.ConditionalDiscriminator(variant, 3, 1, 8).eval()  # eval: spectral norm's u fixed
