@@ -161,41 +161,40 @@ def train(name, exp, args, data, diversity_z):
     batch = run_args.batch_size
     batches = forever(data, batch)
     models, optimizers, streams = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}, {"real": batches}
+    # Every few steps the history gets the diversity of samples from fixed noise: what lesson
+    # 10's judge sees in them (classes covered, precision, recall) and their cosine and spread.
+    run.track_diversity(G, diversity_z, image_shape=(1, 28, 28), every=args.diversity_every)
     start = run.resume(models, optimizers, streams)
 
     head_start = min(exp.head_start, QUICK_HEAD_START) if args.quick else exp.head_start
-    # diversity is measured every few steps and logged at every step: a resumed run carries
-    # on with the last value it logged
-    spread = {k: run.history[k][-1] for k in ("cosine", "pixel_std")} if start else None
     for step in run.steps(start):
         for _ in range(exp.d_steps):
             real = next(batches)[0].reshape(batch, IMAGE)
             loss_d, d_real, d_fake = d_step(G, D, opt_d, real, exp)
         for _ in range(exp.g_steps):
             loss_g, grad_g = g_step(G, D, opt_g, batch, exp, update=step >= head_start)
-        if spread is None or (step + 1) % args.diversity_every == 0:
-            spread = diversity(generate(G, diversity_z, image_shape=(1, 28, 28)))
-        run.log(step, loss_d=loss_d, loss_g=loss_g, d_real=d_real, d_fake=d_fake,
-                grad_g=grad_g, **spread)
+        run.log(step, loss_d=loss_d, loss_g=loss_g, d_real=d_real, d_fake=d_fake, grad_g=grad_g)
         if run.should_sample(step):
             run.save_grid(generate(G, fixed_z, image_shape=(1, 28, 28)), step)
             run.save_checkpoint(step + 1, models, optimizers, streams)
     return run, G, fixed_z
 
 
-def plot_run(history, path):
-    """One run's curves in four panels (the gradient has its own scale)."""
-    steps = history["step"]
-    viz.plot_panels({
+def plot_run(run):
+    """One run's curves: losses, D's probabilities, G's gradient (on a scale of its own), then
+    the diversity readings."""
+    history = run.history
+    run.plot_history({
         "losses": {k: history[k] for k in ("loss_d", "loss_g")},
         "D's mean probability": {"D(x)": history["d_real"], "D(G(z))": history["d_fake"]},
-        "diversity of samples from fixed noise": {k: history[k] for k in ("cosine", "pixel_std")},
         "gradient reaching G's images (norm per image)": {"grad_g": history["grad_g"]},
-    }, path, steps=steps)
+    })
 
 
 # --- reading the curves -------------------------------------------------------------------------
 REAL_DIGITS = {"cosine": 0.71, "pixel_std": 0.36}  # diversity of 256 real digits (measured)
+RECALL_COLLAPSED = 0.25  # real vs real ~0.9; half the classes ~0.45, one class ~0.1 (lesson 10)
+CLASSES_COLLAPSED = 8    # of 10: two digits under 2% of the samples are missing, not rare
 
 FIXES = {
     "healthy": "nothing to fix; train longer for sharper samples",
@@ -204,7 +203,8 @@ FIXES = {
     "discriminator wins": "weaken D: one D step per G step, and one-sided label smoothing (real "
                           "target 0.9) so D cannot become certain; or a lower D learning rate",
     "mode collapse": "stop G from outrunning D: one G step per D step and the two time-scale "
-                     "update rule (TTUR: D lr 4e-4, G lr 1e-4); larger batches help too",
+                     "update rule (TTUR: D lr 4e-4, G lr 1e-4); larger batches and BatchNorm "
+                     "in G (lesson 03) help too",
     "oscillation": "lower both learning rates, keep Adam's beta1 at 0.5, and let D lead (TTUR: "
                    "D lr 4e-4, G lr 1e-4)",
 }
@@ -241,15 +241,18 @@ def diagnose(history, reference=None):
     """Name a run's failure mode from its history (a dict of per-step lists, as Run keeps it).
 
     Reads d_real and d_fake (D's mean probabilities on real and generated batches) and, where
-    the history has them, cosine and pixel_std (diversity of samples from fixed noise) and
-    grad_g (size of the gradient reaching G's images). Checked in this order, on the last
-    fifth of the run unless said otherwise:
+    the history has them, the diversity of samples from fixed noise (``Run.track_diversity``:
+    recall and coverage read by lesson 10's judge, cosine and pixel_std) and grad_g (size of
+    the gradient reaching G's images). Checked in this order, on the last fifth of the run
+    unless said otherwise:
 
       discriminator wins  D(G(z)) < 0.05 and D(x) > 0.9: D tells real from fake perfectly.
                           With grad_g < 0.05 as well, G is not even told how to improve: the
                           saturating loss's vanishing gradient, whose fix differs.
-      mode collapse       samples far more alike than real data: mean pairwise cosine more
-                          than 0.25 above the real data's, or pixel std under 35% of it.
+      mode collapse       the samples miss much of the data. By the judge: recall under 0.25
+                          (real images reach about 0.9) or fewer than 8 of 10 classes covered.
+                          By the pixels: mean pairwise cosine more than 0.25 above the real
+                          data's, or pixel std under 35% of it.
       oscillation         the smoothed D(G(z)) still swings with standard deviation > 0.1 over
                           the second half of the run instead of settling.
       healthy             none of the above.
@@ -259,7 +262,7 @@ def diagnose(history, reference=None):
     """
     reference = reference or REAL_DIGITS
     evidence = {"d_real": tail_mean(history["d_real"]), "d_fake": tail_mean(history["d_fake"])}
-    for key in ("cosine", "pixel_std", "grad_g"):
+    for key in ("coverage", "recall", "cosine", "pixel_std", "grad_g"):
         if history.get(key):
             evidence[key] = tail_mean(history[key])
     evidence["swing"] = swing(history["d_fake"])
@@ -268,8 +271,11 @@ def diagnose(history, reference=None):
         vanishing = evidence.get("grad_g", math.inf) < 0.05
         return Diagnosis("discriminator wins", FIXES["vanishing gradient" if vanishing
                                                      else "discriminator wins"], evidence)
-    if evidence.get("cosine", -1) > reference["cosine"] + 0.25 or \
-            evidence.get("pixel_std", math.inf) < 0.35 * reference["pixel_std"]:
+    missed_by_judge = evidence.get("recall", 1) < RECALL_COLLAPSED or \
+        evidence.get("coverage", math.inf) < CLASSES_COLLAPSED
+    alike_in_pixels = evidence.get("cosine", -1) > reference["cosine"] + 0.25 or \
+        evidence.get("pixel_std", math.inf) < 0.35 * reference["pixel_std"]
+    if missed_by_judge or alike_in_pixels:
         mode = "mode collapse"
     elif evidence["swing"] > 0.1:
         mode = "oscillation"
@@ -315,10 +321,12 @@ def summary_pictures(results, reference, out):
     steps = len(next(iter(results.values()))["history"]["step"])
     cosine = {n: r["history"]["cosine"] for n, r in results.items()}
     cosine["real data"] = [reference["cosine"]] * steps
+    recall = {n: r["history"]["recall"] for n, r in results.items() if "recall" in r["history"]}
     viz.plot_panels({
         "D(G(z)): D's mean probability that a fake is real":
             {n: r["history"]["d_fake"] for n, r in results.items()},
         "diversity: mean pairwise cosine of samples (lower = more varied)": cosine,
+        "recall: the share of real images the samples reach (the judge's features)": recall,
         "gradient reaching G's images (norm per image)":
             {n: r["history"]["grad_g"] for n, r in results.items()},
     }, os.path.join(out, "history.png"))
@@ -355,7 +363,7 @@ def main(argv=None):
             G, fixed_z, data, image_shape=(1, 28, 28), plot=False, compare=feature_distance,
             metrics={"experiment": dataclasses.asdict(exp),
                      "diagnosis": dataclasses.asdict(diagnosis)})
-        plot_run(run.history, os.path.join(run.dir, "history.png"))
+        plot_run(run)
         results[name] = {"diagnosis": diagnosis, "grid": grid, "history": run.history,
                          "samples": samples, "seconds": run.elapsed()}
 

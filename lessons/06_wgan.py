@@ -28,10 +28,8 @@ Run it:
 Outputs in runs/06_wgan/: samples_<step>.png from fixed noise, samples_final.png, history.png
 (losses and the Wasserstein estimate), metrics.json, checkpoint.npz and samples.npy.
 """
-import os
-
 import minigan as mg
-from minigan import nn, optim, viz
+from minigan import nn, optim
 from minigan.data import forever
 from minigan.experiment import Run, dcgan_generator, dcgan_init, generate, lesson_parser
 
@@ -99,6 +97,7 @@ def main(argv=None):
     opt_c = optim.RMSprop(C.parameters(), lr=LR)
     batches = forever(data, args.batch_size)
     models, optimizers, streams = {"G": G, "C": C}, {"G": opt_g, "C": opt_c}, {"real": batches}
+    run.track_diversity(G, mg.randn(500, LATENT, 1, 1))  # what the judge sees, at sample points
     start = run.resume(models, optimizers, streams)
 
     for step in run.steps(start):
@@ -127,11 +126,11 @@ def main(argv=None):
             run.save_checkpoint(step + 1, models, optimizers, streams)
 
     h = run.history
-    viz.plot_panels({
+    run.plot_history({
         "losses": {name: h[name] for name in ("loss_critic", "loss_g")},
         "the critic's Wasserstein estimate E[C(real)] - E[C(fake)]":
             {"wasserstein_estimate": h["wasserstein_estimate"]},
-    }, os.path.join(run.dir, "history.png"), steps=h["step"])
+    })
     run.finish_gan(G, fixed_z, data, plot=False)
 
 

@@ -107,9 +107,9 @@ def norm_snapshot(C, G, data, n=HISTOGRAM_BATCH):
 
 
 def main(argv=None):
-    parser = lesson_parser("07_wgan_gp", __doc__, steps=900, batch_size=32, quick_steps=2)
+    parser = lesson_parser("07_wgan_gp", __doc__, steps=2000, batch_size=32, quick_steps=2)
     args = parser.parse_args(argv)
-    run = Run(args, sample_every=150)
+    run = Run(args, sample_every=200)
     mg.manual_seed(args.seed)
     data = run.load_dataset()
     fixed_z = mg.randn(64, LATENT, 1, 1)
@@ -123,6 +123,7 @@ def main(argv=None):
     opt_c = optim.Adam(C.parameters(), lr=1e-4, betas=(0.0, 0.9))
     batches = forever(data, args.batch_size)
     models, optimizers, streams = {"G": G, "C": C}, {"G": opt_g, "C": opt_c}, {"real": batches}
+    run.track_diversity(G, mg.randn(500, LATENT, 1, 1))  # what the judge sees, at sample points
     start = run.resume(models, optimizers, streams)
 
     # Histograms of gradient norms at the start and at every sample point, kept on disk so a
@@ -159,13 +160,13 @@ def main(argv=None):
                         xlabel="||grad C(x_hat)||", title="Critic gradient norms at interpolates",
                         columns=4, limits=(0, 3))
     h = run.history
-    viz.plot_panels({
+    run.plot_history({
         "losses": {name: h[name] for name in ("loss_critic", "loss_g", "penalty_loss")},
         "the critic's Wasserstein estimate E[C(real)] - E[C(fake)]":
             {"wasserstein_estimate": h["wasserstein_estimate"]},
         "mean ||grad C(x_hat)|| at interpolates (the penalty pulls it to 1)":
             {"grad_norm": h["grad_norm"]},
-    }, os.path.join(run.dir, "history.png"), steps=h["step"])
+    })
     final_norms = snapshots[f"step {args.steps}"]
     run.finish_gan(G, fixed_z, data, plot=False, metrics={
         "grad_norm_mean": float(final_norms.mean()),

@@ -1,7 +1,8 @@
-"""diagnose() of lesson 05: known failure modes in synthetic curves, and the verdicts on short
-real runs of the lesson's own experiments."""
+"""diagnose() of lesson 05: known failure modes in synthetic curves, the verdicts on histories
+recorded from real runs (tests/data/), and on short real runs of the lesson's own experiments."""
 import dataclasses
 import importlib.util
+import json
 import math
 import pathlib
 import random
@@ -11,6 +12,8 @@ import pytest
 from minigan.data import load_dataset
 
 LESSON = pathlib.Path(__file__).resolve().parents[1] / "lessons" / "05_failure_modes.py"
+RECORDED = pathlib.Path(__file__).resolve().parent / "data"
+JUDGE_READINGS = ("coverage", "precision", "recall")
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +26,9 @@ def lesson():
 
 
 def curves(n=600, d_real=0.7, d_fake=0.3, cosine=0.75, pixel_std=0.3, grad_g=1.0,
-           noise=0.05, wave=0.0, period=100, seed=0):
-    """A synthetic history: constant levels plus batch noise, and optionally a slow wave on D."""
+           noise=0.05, wave=0.0, period=100, seed=0, coverage=None, recall=None):
+    """A synthetic history: constant levels plus batch noise, and optionally a slow wave on D;
+    with ``coverage`` and ``recall``, the judge's readings too."""
     rng = random.Random(seed)
 
     def jitter(level, scale=noise):
@@ -33,9 +37,13 @@ def curves(n=600, d_real=0.7, d_fake=0.3, cosine=0.75, pixel_std=0.3, grad_g=1.0
     wobble = [wave * math.sin(2 * math.pi * i / period) for i in range(n)]
     fake = [min(max(f + w, 0.0), 1.0) for f, w in zip(jitter(d_fake), wobble)]
     real = [min(max(r - w, 0.0), 1.0) for r, w in zip(jitter(d_real), wobble)]
-    return {"step": list(range(n)), "d_real": real, "d_fake": fake,
-            "loss_d": jitter(1.2), "loss_g": jitter(1.0), "cosine": jitter(cosine, 0.01),
-            "pixel_std": jitter(pixel_std, 0.01), "grad_g": jitter(grad_g, 0.1 * grad_g)}
+    history = {"step": list(range(n)), "d_real": real, "d_fake": fake,
+               "loss_d": jitter(1.2), "loss_g": jitter(1.0), "cosine": jitter(cosine, 0.01),
+               "pixel_std": jitter(pixel_std, 0.01), "grad_g": jitter(grad_g, 0.1 * grad_g)}
+    if coverage is not None:
+        history.update(coverage=[coverage] * n, recall=jitter(recall, 0.02),
+                       precision=jitter(0.6, 0.02))
+    return history
 
 
 SYNTHETIC = [
@@ -48,6 +56,9 @@ SYNTHETIC = [
     ("vanishing gradient", dict(d_real=0.999, d_fake=0.002, grad_g=0.003, noise=0.001),
      "discriminator wins"),
     ("oscillation", dict(wave=0.25, period=120), "oscillation"),
+    ("healthy by the judge", dict(coverage=10, recall=0.8), "healthy"),
+    ("collapse seen by the judge's recall only", dict(coverage=10, recall=0.1), "mode collapse"),
+    ("collapse seen by the judge's coverage only", dict(coverage=6, recall=0.5), "mode collapse"),
 ]
 
 
@@ -80,6 +91,39 @@ def test_reference_sets_the_collapse_threshold(lesson):
     assert lesson.diagnose(history, {"cosine": 0.5, "pixel_std": 0.36}).mode == "mode collapse"
 
 
+# --- histories recorded from real runs ---------------------------------------------------------
+def recorded(name):
+    """A real run's history (every 20th step of it) and its real data's cosine and spread."""
+    saved = json.loads((RECORDED / f"history_{name}.json").read_text())
+    return saved["history"], saved["reference"]
+
+
+RECORDED_RUNS = [
+    # lesson 03 on MNIST without BatchNorm in G: a third of the samples are 1s, recall 0.02
+    ("03_mnist_without_batchnorm", "mode collapse"),
+    # lesson 03's default run on MNIST: every digit, recall 0.9
+    ("03_mnist", "healthy"),
+]
+
+
+@pytest.mark.parametrize("name, expected", RECORDED_RUNS, ids=[r[0] for r in RECORDED_RUNS])
+def test_recorded_histories_of_real_runs(lesson, name, expected):
+    history, reference = recorded(name)
+    assert len(history["step"]) >= 300 and set(JUDGE_READINGS) <= set(history)
+    diagnosis = lesson.diagnose(history, reference)
+    assert diagnosis.mode == expected, str(diagnosis)
+
+
+def test_the_collapse_on_mnist_is_seen_by_the_judge_not_by_the_pixels(lesson):
+    """The collapsed run's cosine and pixel spread look like real data's; only the judge's
+    readings (its recall and the classes it covers) show that digits are missing."""
+    history, reference = recorded("03_mnist_without_batchnorm")
+    diagnosis = lesson.diagnose(history, reference)
+    assert diagnosis.evidence["recall"] < 0.1 and diagnosis.evidence["coverage"] < 8
+    pixels_only = {k: v for k, v in history.items() if k not in JUDGE_READINGS}
+    assert lesson.diagnose(pixels_only, reference).mode == "healthy"
+
+
 # --- short real runs of the lesson's own experiments -------------------------------------------
 REAL_RUNS = [
     # experiment, steps, batch size, expected mode, a word the fix must contain: a few hundred
@@ -100,7 +144,7 @@ def digits():
 def test_real_runs(lesson, digits, tmp_path, name, steps, batch_size, expected, fix_word):
     args = lesson.parse_args(["--steps", str(steps), "--batch-size", str(batch_size),
                               "--out", str(tmp_path), "--experiments", name,
-                              "--diversity-every", "10"])
+                              "--diversity-every", "10", "--no-judge"])
     lesson.mg.manual_seed(0)
     diversity_z = lesson.mg.randn(64, lesson.LATENT)
     run, _, _ = lesson.train(name, lesson.EXPERIMENTS[name], args, digits, diversity_z)
