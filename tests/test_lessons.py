@@ -25,6 +25,8 @@ EXPECTED = {
     "05_failure_modes": (("metrics.json",), None),
     "06_wgan": (GAN_FILES, 1),
     "07_wgan_gp": (GAN_FILES, 1),
+    "08_sngan": (("samples_final.png", "history.png", "sigma.png", "samples.png", "metrics.json", "samples.npy"), None),
+    "09_conditional": (GAN_FILES + ("agreement.png", "labels.npy", "evaluations.json"), 1),
     "10_evaluation": (("metrics.json", "toy_samples.png", "calibration_classes.png"), None),
     "11_dcgan_color": (GAN_FILES + ("colour_histograms.png", "checkerboard.png", "spectra.png"), 3),
     "12_progressive": (GAN_FILES + ("growth.png", "fade_in.png", "stage_32.png"), 1),

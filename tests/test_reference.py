@@ -180,10 +180,12 @@ def test_lesson_04_gives_the_same_numbers_through_the_reference(tmp_path):
     assert len(numbers) >= 5
     # Three float32 Adam steps: the train step's gradients agree to float32 rounding (the test
     # above), but Adam's first steps divide each gradient by its own size, so an element whose
-    # sum cancels to rounding level moves by a full learning rate either way. Summing in
-    # another order (the fast convolutions gather columns in row blocks) therefore moves the
-    # samples by up to ~3e-5 and the metrics by up to ~3e-5 relative; a wrong op would move
-    # them by orders of magnitude more.
+    # sum cancels to rounding level moves by up to a learning rate (2e-4) either way, and a
+    # BatchNorm scale moved so shifts every sample a little. Summing in another order (the fast
+    # convolutions gather columns in row blocks) therefore moves single sample values by
+    # 1e-5 to 1e-3 depending on the seed, the metrics by ~1e-5 relative, and the samples as a
+    # whole by ~1e-3 of their size; a wrong op moves them by their whole size.
     for key in numbers:
         assert slow[key] == pytest.approx(fast[key], rel=1e-4, abs=1e-6), key
-    np.testing.assert_allclose(slow_samples, fast_samples, atol=1e-4)
+    relative = np.linalg.norm(slow_samples - fast_samples) / np.linalg.norm(fast_samples)
+    assert relative < 1e-2, relative
