@@ -26,7 +26,8 @@ THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--models", default="mlp,dcgan28,dcgan32,dcgan64",
-                   help="comma-separated names from benchmarks/models.py: mlp, dcgan28, dcgan32, dcgan64, sngan, cgan, pix2pix, cyclegan, progan32, stylegan32")
+                   help="comma-separated names from benchmarks/models.py: mlp, dcgan28, dcgan32, dcgan64, "
+                        "sngan, cgan, pix2pix, cyclegan, progan32, stylegan32")
     p.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP threads for both frameworks")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=20, help="timed steps per framework (median taken)")
