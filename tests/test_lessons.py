@@ -57,6 +57,19 @@ def run_lesson(name, out, *flags, threads=None):
     return result
 
 
+def quick(name, out, *flags):
+    """One --quick run at one BLAS thread, for the test files of single lessons."""
+    result = lesson_process(name, "--quick", "--out", str(out), *flags, threads=1)
+    assert result.returncode == 0, f"{name} --quick failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+def finite_numbers(record):
+    """Whether every number in a metrics record is finite."""
+    return all(math.isfinite(v) for v in record.values()
+               if isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
 @pytest.fixture(scope="module")
 def quick_runs(tmp_path_factory):
     """Every lesson's --quick run, made once (two at a time, one BLAS thread each, so the

@@ -4,7 +4,6 @@ class as image channels, the conditional discriminators — against finite diffe
 second order, float64) and against what they must equal."""
 import concurrent.futures
 import json
-import math
 
 import numpy as np
 import pytest
@@ -12,24 +11,10 @@ import pytest
 import minigan as mg
 from minigan import nn
 from helpers import check_grads, load_lesson, random_tensor
-from test_lessons import assert_identical, lesson_process, outcome
+from test_lessons import GAN_FILES, assert_identical, finite_numbers, lesson_process, outcome, quick
 
 sngan = load_lesson("08_sngan")
 conditional = load_lesson("09_conditional")
-
-GAN_FILES = ("samples_final.png", "history.png", "metrics.json", "checkpoint.npz", "samples.npy")
-
-
-def quick(name, out, *flags):
-    result = lesson_process(name, "--quick", "--out", str(out), *flags, threads=1)
-    assert result.returncode == 0, f"{name} --quick failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    return result
-
-
-def finite_numbers(record):
-    return all(math.isfinite(v) for v in record.values()
-               if isinstance(v, (int, float)) and not isinstance(v, bool))
-
 
 def read_samples(path, channels, size):
     samples = np.load(path, allow_pickle=False)

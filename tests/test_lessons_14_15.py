@@ -4,7 +4,6 @@ field, the ResNet generator and its residual block, the losses — against finit
 (first and second order, float64) and against what they must do; the history buffer's rule."""
 import concurrent.futures
 import json
-import math
 
 import numpy as np
 import pytest
@@ -12,24 +11,10 @@ import pytest
 import minigan as mg
 from minigan import io
 from helpers import check_grads, check_module_grads, load_lesson, random_tensor
-from test_lessons import assert_identical, lesson_process, outcome
+from test_lessons import GAN_FILES, assert_identical, finite_numbers, lesson_process, outcome, quick
 
 pix2pix = load_lesson("14_pix2pix")
 cyclegan = load_lesson("15_cyclegan")
-
-GAN_FILES = ("samples_final.png", "history.png", "metrics.json", "checkpoint.npz", "samples.npy")
-
-
-def quick(name, out, *flags):
-    result = lesson_process(name, "--quick", "--out", str(out), *flags, threads=1)
-    assert result.returncode == 0, f"{name} --quick failed:\n{result.stdout[-2000:]}\n{result.stderr[-3000:]}"
-    return result
-
-
-def finite_numbers(record):
-    return all(math.isfinite(v) for v in record.values()
-               if isinstance(v, (int, float)) and not isinstance(v, bool))
-
 
 def read_samples(path, n, channels):
     samples = np.load(path, allow_pickle=False)
