@@ -17,7 +17,7 @@ What you will see:
      hundred steps, so you can watch digits condense out of static.
 
 Run it:
-    python lessons/03_mlp_gan.py                     # about 3 minutes on a 2-core CPU
+    python lessons/03_mlp_gan.py                     # about 2 minutes on a 2-core CPU
     python lessons/03_mlp_gan.py --dataset mnist     # real MNIST (downloads once)
     python lessons/03_mlp_gan.py --resume --steps 15000  # continue a finished run for longer
 

@@ -15,7 +15,7 @@ What you will see:
   4. grids from the same fixed noise as training goes on: blobs, then strokes, then digits.
 
 Run it:
-    python lessons/04_dcgan.py                          # 2 to 3 minutes on a 2-core CPU
+    python lessons/04_dcgan.py                          # 4 to 5 minutes on a 2-core CPU
     python lessons/04_dcgan.py --dataset mnist    # real MNIST (downloaded once, or --data-root DIR)
     python lessons/04_dcgan.py --steps 3000 --resume    # continue a finished run for longer
 
