@@ -21,7 +21,7 @@ What you will see:
   5. the mean gradient norm and the Wasserstein estimate in history.png.
 
 Run it:
-    python lessons/07_wgan_gp.py                          # about 4 minutes on a 2-core CPU
+    python lessons/07_wgan_gp.py                          # about 8 minutes on a 2-core CPU
     python lessons/07_wgan_gp.py --dataset mnist    # real MNIST (downloaded once, or --data-root DIR)
     python lessons/07_wgan_gp.py --steps 1500 --resume    # continue a finished run for longer
 
