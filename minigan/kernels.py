@@ -220,3 +220,113 @@ def conv_transpose2d(x, weight, geometry, size):
         cols = matmul(spread, rows[:, first:end].reshape(c, (end - first) * w * n))
         _scatter(cols.reshape(o, kh, kw, end - first, w, n), target, geometry, (first, end))
     return _interleave(target, size, geometry)
+
+
+# --- when the output side has the fewer channels ------------------------------------------------
+# The kernels above copy windows of the convolution's input side: C*kh*kw numbers per output
+# position. A layer that narrows to a few channels (a critic's last layer to one score map, a
+# generator's last to three colours) can arrange the same sums so that only windows of its
+# narrow O-channel side are copied. Without dilation, stride phase (r, q) of the phase planes is
+# read by the kernel offsets i = r + sh*i', j = q + sw*j' at plane rows i' + y: a stride-1
+# correlation with the sub-kernel weight[:, :, r::sh, q::sw]. Its adjoint (that phase's share
+# of the transposed convolution) is a stride-1 convolution of the zero-padded O-channel side
+# with the sub-kernel flipped, and the kernels above compute each of these copying O-channel
+# windows. Tests check each function below equal to its counterpart above.
+
+COPY_SIDE = None  # None: choose by channel counts; tests force "input" or "output"
+
+
+def copies_output_side(c, o, size, geometry):
+    """Whether a convolution from ``c`` to ``o`` channels over an image ``size`` (and its
+    input and weight gradients) should copy windows of its o-channel side: when o is at most
+    half of c, without dilation, and when the phase planes it then multiplies over are at most
+    twice the output positions (a small output under a large kernel would waste the products)."""
+    if tuple(geometry[3]) != (1, 1):
+        return False
+    if COPY_SIDE is not None:
+        return COPY_SIDE == "output"
+    (oh, ow), (kh, kw), (sh, sw) = positions(size, geometry), geometry[0], geometry[1]
+    planes_area = (oh - 1 - (-kh // sh)) * (ow - 1 - (-kw // sw))
+    return 2 * o <= c and planes_area <= 2 * oh * ow
+
+
+def _phase_kernels(weight, stride):
+    """(r, q, kernel) for each stride phase some offset reads: the offsets that read it,
+    weight[:, :, r::sh, q::sw], flipped in both axes with the two channel axes swapped."""
+    (sh, sw), (kh, kw) = stride, weight.shape[2:]
+    for r in range(builtins.min(sh, kh)):
+        for q in range(builtins.min(sw, kw)):
+            sub = weight[:, :, r::sh, q::sw]
+            yield r, q, xp.ascontiguousarray(sub[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+
+
+def _padded(g, before, rows, cols):
+    """g (N, O, H, W) as one stride-1 plane (O, 1, 1, bh + rows, bw + cols, N): ``before`` =
+    (bh, bw) zero rows and columns in front of it, zeros behind it up to rows and cols."""
+    n, o, h, w = g.shape
+    (bh, bw) = before
+    out = xp.zeros((o, 1, 1, bh + rows, bw + cols, n), dtype=g.dtype)
+    out[:, 0, 0, bh:bh + h, bw:bw + w] = g.transpose(1, 2, 3, 0)
+    return out
+
+
+def _stride1(kernel_size):
+    return (tuple(kernel_size), (1, 1), (0, 0), (1, 1))
+
+
+def _front(kernel, stride):
+    """Zero rows and columns in front of the padded side: one less than the most offsets any
+    phase has along each axis."""
+    return tuple(-(-k // s) - 1 for k, s in zip(kernel, stride))
+
+
+def conv2d_by_products(source, size, weight, bias, geometry):
+    """``conv2d`` copying output-side windows: for each stride phase, every pixel of the plane
+    spreads its sub-kernel-weighted copy (a stride-1 ``conv_transpose2d``), and the output is
+    the window of the spread where each position's whole sub-kernel landed."""
+    n, o = source.shape[-1], weight.shape[0]
+    oh, ow = positions(size, geometry)
+    out = xp.zeros((o, oh, ow, n), dtype=source.dtype)
+    for r, q, kernel in _phase_kernels(weight, geometry[1]):
+        kh, kw = kernel.shape[2:]
+        plane = source[:, r, q, :oh + kh - 1, :ow + kw - 1].transpose(3, 0, 1, 2)  # the rows read
+        spread = conv_transpose2d(plane, kernel, _stride1((kh, kw)), (oh + 2 * kh - 2, ow + 2 * kw - 2))
+        out += spread[:, :, kh - 1:kh - 1 + oh, kw - 1:kw - 1 + ow].transpose(1, 2, 3, 0)
+    if bias is not None:
+        out += bias.reshape(-1, 1, 1, 1)
+    return out.transpose(3, 0, 1, 2)
+
+
+def conv_transpose2d_by_gather(x, weight, geometry, size):
+    """``conv_transpose2d`` copying input-side windows (x's few channels): each stride phase
+    of the result is a stride-1 convolution of the zero-padded x with its flipped sub-kernel."""
+    n, o = x.shape[0], weight.shape[1]
+    target = _zero_planes(o, n, size, geometry, x.dtype)
+    rows, cols = target.shape[3:5]
+    bh, bw = _front(weight.shape[2:], geometry[1])
+    padded = _padded(x, (bh, bw), rows, cols)
+    for r, q, kernel in _phase_kernels(weight, geometry[1]):
+        kh, kw = kernel.shape[2:]
+        source = padded[:, :, :, bh - kh + 1:, bw - kw + 1:]
+        target[:, r, q] = conv2d(source, source.shape[3:5], kernel, None, _stride1((kh, kw))).transpose(1, 2, 3, 0)
+    return _interleave(target, size, geometry)
+
+
+def conv_weight_grad_by_g(source, size, g, geometry):
+    """``conv_weight_grad`` copying windows of g (its few channels): for each stride phase,
+    the weight gradient of a stride-1 convolution of the zero-padded g whose output gradient
+    is the phase plane, flipped back into the phase's kernel offsets."""
+    c, o = source.shape[0], g.shape[1]
+    (kh, kw), (sh, sw) = geometry[0], geometry[1]
+    rows, cols = source.shape[3:5]
+    bh, bw = _front((kh, kw), (sh, sw))
+    padded = _padded(g, (bh, bw), rows, cols)
+    total = xp.empty((o, c, kh, kw), dtype=g.dtype)
+    for r in range(builtins.min(sh, kh)):
+        for q in range(builtins.min(sw, kw)):
+            sub = (len(range(r, kh, sh)), len(range(q, kw, sw)))
+            windows = padded[:, :, :, bh - sub[0] + 1:, bw - sub[1] + 1:]
+            plane = source[:, r, q].transpose(3, 0, 1, 2)  # the phase plane as an output gradient
+            part = conv_weight_grad(windows, windows.shape[3:5], plane, _stride1(sub))
+            total[:, :, r::sh, q::sw] = part[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    return total

@@ -62,7 +62,20 @@ def row_blocks(request):
     kernels.BLOCK_BYTES = saved
 
 
-@pytest.mark.usefixtures("row_blocks")
+@pytest.fixture(params=["either side by channels", "input side", "output side"])
+def copy_side(request):
+    """Each convolution kernel has a twin that copies windows of the narrow-channel side
+    instead of the input side; forcing either one tests both on every drawn geometry (dilated
+    geometries always take the input side)."""
+    from minigan import kernels
+
+    saved = kernels.COPY_SIDE
+    kernels.COPY_SIDE = {"input side": "input", "output side": "output"}.get(request.param)
+    yield
+    kernels.COPY_SIDE = saved
+
+
+@pytest.mark.usefixtures("row_blocks", "copy_side")
 @given(case=conv_cases(budget=None), bias=st.booleans(), seed=seeds)
 def test_conv2d_equals_unfold_matmul(case, bias, seed):
     xs, ws, stride, padding, _, dilation = case
@@ -72,7 +85,7 @@ def test_conv2d_equals_unfold_matmul(case, bias, seed):
         lambda x, w, b: F.conv2d(x, w, b, stride, padding, dilation), arrays, seed)
 
 
-@pytest.mark.usefixtures("row_blocks")
+@pytest.mark.usefixtures("row_blocks", "copy_side")
 @given(case=conv_cases(transposed=True, budget=None), bias=st.booleans(), seed=seeds)
 def test_conv_transpose2d_equals_matmul_fold(case, bias, seed):
     xs, ws, stride, padding, output_padding, dilation = case

@@ -145,6 +145,8 @@ class Conv2d(Function):
         source = kernels.planes(x, geometry) if source is None else source
         if self.needs_input_grad[1]:
             self.source = source
+        if kernels.copies_output_side(weight.shape[1], weight.shape[0], x.shape[2:], geometry):
+            return kernels.conv2d_by_products(source, x.shape[2:], weight, bias, geometry)
         return kernels.conv2d(source, x.shape[2:], weight, bias, geometry)
 
     def backward(self, g):
@@ -170,6 +172,8 @@ class ConvTranspose2d(Function):
 
     def forward(self, x, weight, geometry, size):
         self.geometry = geometry
+        if kernels.copies_output_side(weight.shape[1], weight.shape[0], size, geometry):  # x: the narrow side
+            return kernels.conv_transpose2d_by_gather(x, weight, geometry, size)
         return kernels.conv_transpose2d(x, weight, geometry, size)
 
     def backward(self, g):
@@ -193,6 +197,8 @@ class ConvWeightGrad(Function):
     def forward(self, x, g, geometry, source=None):
         self.geometry = geometry
         source = kernels.planes(x, geometry) if source is None else source
+        if kernels.copies_output_side(x.shape[1], g.shape[1], x.shape[2:], geometry):
+            return kernels.conv_weight_grad_by_g(source, x.shape[2:], g, geometry)
         return kernels.conv_weight_grad(source, x.shape[2:], g, geometry)
 
     def backward(self, u):
