@@ -15,14 +15,32 @@ What you will see:
   1. a critic with no sigmoid (and no BatchNorm): its output is a score, not a probability;
   2. the two losses with their signs spelled out: the critic minimises
      -(E[C(x)] - E[C(G(z))]), the generator minimises -E[C(G(z))];
-  3. weight clipping, RMSprop with lr 5e-5, and five critic updates per generator update;
+  3. the recipe: weight clipping at 0.01 and five critic updates per generator update (the
+     paper's), RMSprop for both nets with lr 1e-4 and batch 32 (the paper: 5e-5 and 64), and a
+     critic of half lesson 04's width;
   4. the critic's Wasserstein estimate in history.png, falling as the samples improve — a loss
      curve that actually tracks sample quality, which a GAN's cross-entropy does not.
 
+Why not the paper's recipe exactly? Its RMSprop lr 5e-5 and batch 64 were made for GPUs and
+many hours; this lesson has a few minutes of CPU, and in them lr 5e-5 moves G too little.
+Three changes (the clip of 0.01 and the five critic steps stay the paper's):
+  - a narrower critic: 32 and 64 channels, half lesson 04's discriminator. Under clipping every
+    weight is held in [-0.01, 0.01], so a narrower critic can tell less apart (late in the
+    run its estimate is near 0): a weaker constraint on G, but a cheaper one. Per generator
+    step (with its five critic steps), 32 images through it cost about what 16 cost through
+    the full-width critic;
+  - RMSprop lr 1e-4, twice the paper's, so each step moves G further. Still RMSprop: the paper
+    found momentum-based optimisers (Adam) unstable with clipping;
+  - batch 32 (the paper: 64; half of that fits the budget), whose critic estimates of
+    E[C(real)] - E[C(fake)] are steadier than batch 16's, and 3,000 generator steps.
+On MNIST this covers the data far better than lr 5e-5 with the full-width critic, batch 16 and
+1,300 steps (3.2 minutes here; this takes 7.6): recall 0.30 -> 0.79, Fréchet distance
+0.127 -> 0.063, with precision a little lower (0.32 -> 0.27).
+
 Run it:
-    python lessons/06_wgan.py                          # about 4 minutes on a 2-core CPU
+    python lessons/06_wgan.py                          # about 7.5 minutes on a 2-core CPU
     python lessons/06_wgan.py --dataset mnist    # real MNIST (downloaded once, or --data-root DIR)
-    python lessons/06_wgan.py --steps 3000 --resume    # continue a finished run for longer
+    python lessons/06_wgan.py --steps 6000 --resume    # continue a finished run for longer
 
 --steps counts generator updates; each comes with CRITIC_STEPS critic updates.
 Outputs in runs/06_wgan/: samples_<step>.png from fixed noise, samples_final.png, history.png
@@ -35,10 +53,10 @@ from minigan.experiment import Run, dcgan_generator, dcgan_init, generate, lesso
 
 LATENT = 100
 G_WIDTH = 32         # G: 4 * G_WIDTH channels at 7x7, 2 * G_WIDTH at 14x14 (half of lesson 04's)
-C_WIDTH = 64         # critic: C_WIDTH channels at 14x14, 2 * C_WIDTH at 7x7 (as lesson 04's D)
+C_WIDTH = 32         # critic: C_WIDTH channels at 14x14, 2 * C_WIDTH at 7x7 (half of lesson 04's D)
 CRITIC_STEPS = 5     # critic updates per generator update (the paper's n_critic)
 CLIP = 0.01          # every critic parameter is kept in [-CLIP, CLIP]
-LR = 5e-5            # RMSprop, as in the paper: momentum-based optimisers (Adam) made it unstable
+LR = 1e-4            # RMSprop for both nets (the paper: 5e-5; Adam was unstable with clipping)
 
 
 def make_critic():
@@ -81,7 +99,7 @@ def clip_weights(C, limit=CLIP):
 
 
 def main(argv=None):
-    parser = lesson_parser("06_wgan", __doc__, steps=1300, batch_size=16, quick_steps=2)
+    parser = lesson_parser("06_wgan", __doc__, steps=3000, batch_size=32, quick_steps=2)
     args = parser.parse_args(argv)
     run = Run(args, sample_every=200)
     mg.manual_seed(args.seed)
