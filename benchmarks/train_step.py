@@ -209,7 +209,10 @@ def layer_rows(model, frameworks, args):
             g, d = g.to(fw.device), d.to(fw.device)
         x = fw.randn(args.batch, *z_shape)
         for part, net in (("G", g), ("D", d)):
-            for i, layer in enumerate(net):
+            # a network that is not a plain stack (U-Net skips, a pair of outputs) cannot be fed
+            # layer by layer: it is timed as one row
+            layers = list(net) if isinstance(net, fw.nn.Sequential) else [net]
+            for i, layer in enumerate(layers):
                 x_in = x.detach()
                 x_in.requires_grad_(True)
                 out = layer(x_in)
@@ -225,7 +228,9 @@ def layer_rows(model, frameworks, args):
 
                 fwd = statistics.median(time_call(forward) for _ in range(max(3, args.steps // 2)))
                 both = statistics.median(time_call(backward) for _ in range(max(3, args.steps // 2)))
-                rows.append((fw.name, f"{part}[{i}] {type(layer).__name__}", tuple(out.shape), fwd, both - fwd))
+                name = (f"{part}[{i}] {type(layer).__name__}" if layer is not net
+                        else f"{part} {type(net).__name__} (whole)")
+                rows.append((fw.name, name, tuple(out.shape), fwd, both - fwd))
                 x = out.detach()
             if part == "G":
                 x = x.detach()
