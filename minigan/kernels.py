@@ -250,14 +250,21 @@ def copies_output_side(c, o, size, geometry):
     return 2 * o <= c and planes_area <= 2 * oh * ow
 
 
+def _phases(kernel, stride):
+    """(r, q, (kh', kw')) for each stride phase some kernel offset reads, with the number of
+    offsets reading it along each axis."""
+    (sh, sw), (kh, kw) = stride, kernel
+    for r in range(builtins.min(sh, kh)):
+        for q in range(builtins.min(sw, kw)):
+            yield r, q, (len(range(r, kh, sh)), len(range(q, kw, sw)))
+
+
 def _phase_kernels(weight, stride):
     """(r, q, kernel) for each stride phase some offset reads: the offsets that read it,
     weight[:, :, r::sh, q::sw], flipped in both axes with the two channel axes swapped."""
-    (sh, sw), (kh, kw) = stride, weight.shape[2:]
-    for r in range(builtins.min(sh, kh)):
-        for q in range(builtins.min(sw, kw)):
-            sub = weight[:, :, r::sh, q::sw]
-            yield r, q, xp.ascontiguousarray(sub[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
+    for r, q, _ in _phases(weight.shape[2:], stride):
+        sub = weight[:, :, r::stride[0], q::stride[1]]
+        yield r, q, xp.ascontiguousarray(sub[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))
 
 
 def _padded(g, before, rows, cols):
@@ -271,6 +278,7 @@ def _padded(g, before, rows, cols):
 
 
 def _stride1(kernel_size):
+    """The geometry of a plain stride-1 convolution without padding or dilation."""
     return (tuple(kernel_size), (1, 1), (0, 0), (1, 1))
 
 
@@ -322,11 +330,9 @@ def conv_weight_grad_by_g(source, size, g, geometry):
     bh, bw = _front((kh, kw), (sh, sw))
     padded = _padded(g, (bh, bw), rows, cols)
     total = xp.empty((o, c, kh, kw), dtype=g.dtype)
-    for r in range(builtins.min(sh, kh)):
-        for q in range(builtins.min(sw, kw)):
-            sub = (len(range(r, kh, sh)), len(range(q, kw, sw)))
-            windows = padded[:, :, :, bh - sub[0] + 1:, bw - sub[1] + 1:]
-            plane = source[:, r, q].transpose(3, 0, 1, 2)  # the phase plane as an output gradient
-            part = conv_weight_grad(windows, windows.shape[3:5], plane, _stride1(sub))
-            total[:, :, r::sh, q::sw] = part[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+    for r, q, sub in _phases((kh, kw), (sh, sw)):
+        windows = padded[:, :, :, bh - sub[0] + 1:, bw - sub[1] + 1:]
+        plane = source[:, r, q].transpose(3, 0, 1, 2)  # the phase plane as an output gradient
+        part = conv_weight_grad(windows, windows.shape[3:5], plane, _stride1(sub))
+        total[:, :, r::sh, q::sw] = part[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
     return total
