@@ -248,6 +248,15 @@ SINGLE_LAYERS = [
     ("InstanceNorm2d(128, affine)", lambda nn: nn.InstanceNorm2d(128, affine=True), (128, 32, 32)),
     ("ReflectionPad2d(1)", lambda nn: nn.ReflectionPad2d(1), (64, 64, 64)),
     ("ReflectionPad2d(3)", lambda nn: nn.ReflectionPad2d(3), (64, 64, 64)),
+    # The convolutions the models spend their time in, and one product without the copying:
+    # Linear(144, 16) on 1,024 x 64 rows is the matrix product of the 16 -> 16 3x3 convolution
+    # at 32x32 (65,536 positions by 144 window values by 16 channels), the floor that
+    # convolution reaches in minigan, which copies windows and then multiplies.
+    ("Conv2d(16, 16, 3, padding=1)", lambda nn: nn.Conv2d(16, 16, 3, padding=1), (16, 32, 32)),
+    ("Linear(144, 16): that conv's product alone", lambda nn: nn.Linear(144, 16), (1024, 144)),
+    ("Conv2d(64, 64, 3, padding=1)", lambda nn: nn.Conv2d(64, 64, 3, padding=1), (64, 16, 16)),
+    ("Conv2d(64, 128, 4, 2, 1)", lambda nn: nn.Conv2d(64, 128, 4, 2, 1), (64, 14, 14)),
+    ("ConvTranspose2d(128, 64, 4, 2, 1)", lambda nn: nn.ConvTranspose2d(128, 64, 4, 2, 1), (128, 7, 7)),
 ]
 
 

@@ -33,3 +33,13 @@ def test_layer_rows_cover_stacks_layer_by_layer_and_other_nets_whole(train_step,
     if model == "pix2pix":
         assert [name for _, name, _, _, _ in rows] == ["G PairGenerator (whole)", "D PatchDiscriminator (whole)"]
         assert rows[0][2] == (2, 4, 32, 32) and rows[1][2] == (2,)
+
+
+def test_single_layer_rows_run_every_layer_and_report_each_input_shape(train_step):
+    args = argparse.Namespace(batch=2, steps=1)
+    rows = train_step.single_layer_rows([train_step.Minigan()], args)
+    assert [name for name, _, _ in rows] == [name for name, _, _ in train_step.SINGLE_LAYERS]
+    for (_, shape, medians), (_, _, layer_shape) in zip(rows, train_step.SINGLE_LAYERS):
+        assert shape == (2, *layer_shape)
+        forward, backward = medians["minigan"]
+        assert forward > 0 and backward is not None
