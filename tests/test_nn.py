@@ -362,6 +362,23 @@ def test_batch_norm_buffers_are_updated_in_place():
     assert not mean.requires_grad and mean.grad is None
 
 
+
+def test_batch_norm_keeps_only_per_channel_arrays_until_backward():
+    """Between forward and backward the fused op holds its input (a graph input, kept anyway)
+    and per-channel statistics, nothing the size of the input; the backward remakes the rest
+    and its gradient still matches the plain definition's."""
+    layer = nn.BatchNorm2d(3)
+    x = mg.randn(4, 3, 5, 5, requires_grad=True)
+    out = layer(x)
+    saved = [v for v in vars(out.node).values() if hasattr(v, "shape") and hasattr(v, "size")]
+    assert saved and all(v.size <= 3 for v in saved), [v.shape for v in saved]
+    g = mg.randn(4, 3, 5, 5)
+    out.backward(g)
+    from minigan.ops.normalization import normalize_batch
+    x2 = mg.tensor(x.data, requires_grad=True)
+    (normalize_batch(x2, (0, 2, 3), layer.eps) * g).sum().backward()
+    assert np.allclose(x.grad.numpy(), x2.grad.numpy(), atol=1e-5)
+
 # --- default initialisation --------------------------------------------------------------------
 @pytest.mark.parametrize("make, fan_in", [
     (lambda: nn.Linear(50, 400), 50),

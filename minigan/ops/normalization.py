@@ -28,6 +28,10 @@ class BatchNormTrain(Function):
     being recorded (create_graph=True) the op differentiates ``normalize_batch`` instead, and
     second derivatives stay exact. The batch mean and variance go into ``stats`` for the
     running statistics.
+
+    The backward remakes xhat from x (which the graph keeps anyway, as this op's input) and the
+    saved mean and rstd, instead of keeping xhat from the forward: one array the size of x
+    less held per layer between forward and backward, for two more passes over it.
     """
 
     reads_inputs, reads_output = (0, 1), False
@@ -40,9 +44,8 @@ class BatchNormTrain(Function):
         squares = xhat * xhat
         batch_var = xp.mean(squares, axis=axes, keepdims=True)
         stats.update(mean=batch_mean, var=batch_var)
-        self.rstd = 1.0 / xp.sqrt(batch_var + eps)
+        self.mean, self.rstd = batch_mean, 1.0 / xp.sqrt(batch_var + eps)
         xhat *= self.rstd
-        self.xhat = xhat
         out = xp.multiply(xhat, weight.reshape(shape), out=squares)
         out += bias.reshape(shape)
         return out
@@ -55,13 +58,16 @@ class BatchNormTrain(Function):
             wanted = [t for t, need in zip(self.inputs, self.needs_input_grad) if need]
             grads = iter(grad(out, wanted, grad_outputs=g, create_graph=True, allow_unused=True))
             return tuple(next(grads) if need else None for need in self.needs_input_grad)
-        gd, xhat = g.data, self.xhat
+        gd = g.data
+        xhat = xp.subtract(x.data, self.mean)
+        xhat *= self.rstd
         count = gd.size // weight.data.size
         dbias = xp.sum(gd, axis=self.axes, keepdims=True)
         dweight = xp.sum(gd * xhat, axis=self.axes, keepdims=True)
         dx = None
         if self.needs_input_grad[0]:
-            dx = xhat * (dweight / count)
+            dx = xhat  # xhat is not needed after this: dx is made in its place
+            dx *= dweight / count
             xp.subtract(gd, dx, out=dx)
             dx -= dbias / count
             dx *= weight.data.reshape(shape) * self.rstd
