@@ -363,6 +363,11 @@ def test_batch_norm_buffers_are_updated_in_place():
 
 
 
+def _arrays_held(t):
+    """The arrays a tensor's graph node keeps besides its inputs, until backward."""
+    return [v for v in vars(t.node).values() if hasattr(v, "shape") and hasattr(v, "size")]
+
+
 def test_batch_norm_keeps_only_per_channel_arrays_until_backward():
     """Between forward and backward the fused op holds its input (a graph input, kept anyway)
     and per-channel statistics, nothing the size of the input; the backward remakes the rest
@@ -370,7 +375,7 @@ def test_batch_norm_keeps_only_per_channel_arrays_until_backward():
     layer = nn.BatchNorm2d(3)
     x = mg.randn(4, 3, 5, 5, requires_grad=True)
     out = layer(x)
-    saved = [v for v in vars(out.node).values() if hasattr(v, "shape") and hasattr(v, "size")]
+    saved = _arrays_held(out)
     assert saved and all(v.size <= 3 for v in saved), [v.shape for v in saved]
     g = mg.randn(4, 3, 5, 5)
     out.backward(g)
@@ -378,6 +383,19 @@ def test_batch_norm_keeps_only_per_channel_arrays_until_backward():
     x2 = mg.tensor(x.data, requires_grad=True)
     (normalize_batch(x2, (0, 2, 3), layer.eps) * g).sum().backward()
     assert np.allclose(x.grad.numpy(), x2.grad.numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", [nn.Conv2d(3, 4, 3, padding=1), nn.Conv2d(3, 4, 4, 2, 1),
+                                   nn.ConvTranspose2d(3, 4, 4, 2, 1)], ids=repr)
+def test_convolutions_keep_no_copy_of_their_input_until_backward(layer):
+    """A convolution's node keeps no array (no padded copy or phase planes of x): its weight
+    gradient remakes them from x, which the graph holds as the op's input."""
+    x = mg.randn(2, 3, 6, 6, requires_grad=True)
+    out = layer(x)
+    assert _arrays_held(out) == []
+    out.sum().backward()
+    assert x.grad.shape == x.shape and layer.weight.grad.shape == layer.weight.shape
+
 
 # --- default initialisation --------------------------------------------------------------------
 @pytest.mark.parametrize("make, fan_in", [
