@@ -7,7 +7,8 @@ previous one made of it. StyleGAN turns this around:
      an intermediate latent w. z must fill a fixed Gaussian ball; w need not, so the mapping can
      unwarp it, and directions in w end up meaning more than directions in z;
   2. the synthesis network starts from a learned constant 4x4 input and grows it to 32x32 with
-     upsample + 3x3 convolution blocks, two layers per side;
+     upsample + 3x3 convolution blocks, two layers per side, and ends in a 1x1 convolution to
+     pixels and tanh;
   3. w enters at every layer through AdaIN: the layer's activations are instance-normalised
      and then scaled and shifted per channel by an affine map of w (a "style");
   4. every layer also gets a fresh noise image, scaled by a learned strength per channel, for
@@ -35,7 +36,7 @@ standard deviation come from lesson 12 (minigan.nn). The checkpoint holds G, D, 
 and w_avg (a buffer of both generators), so --resume continues exactly.
 
 Run it:
-    python lessons/13_stylegan.py                           # about 15 minutes on a 2-core CPU
+    python lessons/13_stylegan.py                           # about 12 minutes on a 2-core CPU
     python lessons/13_stylegan.py --dataset mnist           # real MNIST (downloaded once, or --data-root DIR)
     python lessons/13_stylegan.py --steps 6000 --resume     # twice as long: see what it adds
 
@@ -65,7 +66,7 @@ MIXING = 0.9             # share of training batches with two styles (mixing reg
 W_AVG_DECAY = 0.995      # the running mean of w, for truncation
 EMA_HALF_LIFE = 10000    # images after which an old weight counts half in the EMA (the paper's)
 EMA_RAMP = 0.05          # ... but at most this fraction of the images seen so far (early on)
-R1_GAMMA = 0.1
+R1_GAMMA = 2.0           # flatter than 0.1 or 1, with which the generator draws few 4s, 7s and 9s
 R1_EVERY = 4
 PSIS = (1.0, 0.7, 0.5, 0.0)
 
@@ -118,9 +119,15 @@ class StyledLayer(nn.Module):
 
 class Synthesis(nn.Module):
     """The learned constant (CHANNELS[4] x 4x4), then two StyledLayers per side (the first of
-    each side from 8x8 on upsamples), then toRGB, a 1x1 convolution; ``ws`` holds one w per
-    layer, (N, LAYERS, W_DIM). ``noises``, if given, is one (N, 1, side, side) image per layer;
-    otherwise each layer draws its own."""
+    each side from 8x8 on upsamples), then toRGB, a 1x1 convolution, and tanh; ``ws`` holds
+    one w per layer, (N, LAYERS, W_DIM). ``noises``, if given, is one (N, 1, side, side) image
+    per layer; otherwise each layer draws its own.
+
+    The paper's output is linear. A digit's background is exactly -1, and after the last AdaIN
+    every channel's level there is set by the image's style, so a linear toRGB draws that -1
+    only where the styles happen to cancel: the backgrounds come out grey, a shade per z, the
+    discriminator tells them apart at a glance, and the generator escapes by drawing one
+    image for every z. tanh reaches -1 by saturating, whatever the style."""
 
     def __init__(self, image_channels):
         super().__init__()
@@ -135,14 +142,14 @@ class Synthesis(nn.Module):
         x = self.const.expand(len(ws), -1, -1, -1)
         for i, layer in enumerate(self.layers):
             x = layer(x, ws[:, i], None if noises is None else noises[i])
-        return self.to_rgb(x)
+        return F.tanh(self.to_rgb(x))
 
 
 class Generator(nn.Module):
     """z -> mapping -> w (truncated towards w_avg by psi) -> the same w for every layer ->
     synthesis. ``w_avg`` is a buffer (in the state dict and the checkpoint), moved by
-    ``update_w_avg`` during training. The output is linear, as in the paper; pictures and
-    measurements clip it to [-1, 1]."""
+    ``update_w_avg`` during training. The output is in (-1, 1), the data's range (tanh, see
+    Synthesis)."""
 
     def __init__(self, image_channels):
         super().__init__()
@@ -282,7 +289,7 @@ def fixed_noises(n, seed):
 
 def synthesise(G, ws, noises=None):
     with mg.no_grad():
-        return G.synthesis(ws, noises).clamp(-1, 1).numpy()
+        return G.synthesis(ws, noises).numpy()
 
 
 def mixing_grid(G, w_a, w_b, layers):
@@ -348,9 +355,9 @@ def draw_figures(G, G_raw, fixed_z, out):
 
         z = mg.randn(8, LATENT)
         mg.manual_seed(8)
-        raw = generate(G_raw, z).clamp(-1, 1).numpy()
+        raw = generate(G_raw, z).numpy()
         mg.manual_seed(8)  # the same noise images for both
-        averaged = generate(G, z).clamp(-1, 1).numpy()
+        averaged = generate(G, z).numpy()
         save_panels({"G (top) and the EMA of its weights (bottom), same z and noise seed": (
             np.concatenate([raw, averaged]), 8)}, os.path.join(out, "ema.png"))
 
@@ -395,7 +402,7 @@ def main(argv=None):
         run.log(step, loss_d=loss_d, loss_g=loss_g, d_real=mg.sigmoid(real_logits).mean(), r1=last_r1)
         if run.should_sample(step):
             with fork_rng():  # the noise images drawn here leave training's random numbers alone
-                run.save_grid(generate(G_ema, fixed_z).clamp(-1, 1), step)
+                run.save_grid(generate(G_ema, fixed_z), step)
             run.save_checkpoint(step + 1, models, optimizers, streams)
 
     draw_figures(G_ema, G, fixed_z, run.dir)
@@ -406,7 +413,7 @@ def main(argv=None):
                     os.path.join(run.dir, "history.png"), steps=h["step"])
     metrics, samples = {}, {}
     for name, model in (("ema", G_ema), ("raw", G)):
-        samples[name] = generate(model, mg.randn(1000, LATENT)).clamp(-1, 1).numpy()
+        samples[name] = generate(model, mg.randn(1000, LATENT)).numpy()
     if np.isfinite(samples["ema"]).all():
         metrics.update(compare_to_real(samples["ema"], to_tanh_range(data.images[:1000])))
         if not args.no_judge:
@@ -415,7 +422,7 @@ def main(argv=None):
             metrics["judge"] = judge_scores(judge, reference, data, samples["ema"])
             if np.isfinite(samples["raw"]).all():  # the same measures for the raw G's samples
                 metrics["judge_raw_G"] = judge_scores(judge, reference, data, samples["raw"])["samples"]
-    grid = generate(G_ema, fixed_z).clamp(-1, 1).numpy()
+    grid = generate(G_ema, fixed_z).numpy()
     record = run.finish(grid, samples["ema"], metrics=metrics, plot=False)
     if "judge" in record:
         fake, real = record["judge"]["samples"], record["judge"]["real"]
