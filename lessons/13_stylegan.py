@@ -284,7 +284,8 @@ def fixed_noises(n, seed):
     """One noise image per layer, the same for all n images (so only the styles differ)."""
     rng = np.random.default_rng(seed)
     sides = [SIDES[i // 2] for i in range(LAYERS)]
-    return [mg.tensor(np.repeat(rng.standard_normal((1, 1, s, s)), n, axis=0).astype(np.float32)) for s in sides]
+    return [mg.tensor(np.repeat(rng.standard_normal((1, 1, s, s)), n, axis=0), dtype=mg.get_default_dtype())
+            for s in sides]
 
 
 def synthesise(G, ws, noises=None):

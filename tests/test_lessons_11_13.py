@@ -230,13 +230,13 @@ def test_13_r1_is_the_squared_gradient_norm_at_real_images():
     assert float(zero.item()) == 0
 
 
+@pytest.mark.usefixtures("float64")  # the sources and the cells are batches of different sizes
 def test_13_mixing_grid_takes_the_chosen_layers_from_b():
     G = stylegan.Generator(1).eval()
     w = G.mapping(mg.randn(5, stylegan.LATENT))
     grid = stylegan.mixing_grid(G, w[:3], w[3:], layers=list(range(stylegan.LAYERS)))
     assert grid.shape == (3 * 4, 1, 32, 32)
-    # all of B's styles: B (to float32 rounding: the sources and the cells are batches of different sizes)
-    np.testing.assert_allclose(grid[4:8], np.repeat(grid[4:5], 4, axis=0), atol=1e-4)
+    np.testing.assert_allclose(grid[4:8], np.repeat(grid[4:5], 4, axis=0), atol=1e-10)  # all of B's styles: B
 
 
 # --- exact resume ---------------------------------------------------------------------------------
