@@ -2,7 +2,9 @@
 
 The two frameworks run the identical model (built by one function from either ``nn``) in one
 process, alternating step by step, with the same thread count and batch, so the ratio
-minigan / PyTorch is fair even on a noisy machine. Prints a Markdown table of medians.
+minigan / PyTorch is fair even on a noisy machine. Both run under the C allocator settings
+minigan makes when it is imported (``MINIGAN_MALLOC=system`` runs both without them). Prints a
+Markdown table of medians.
 
     python benchmarks/train_step.py                       # all models, 1 thread, batch 64
     python benchmarks/train_step.py --threads 2 --models dcgan28 --layers
@@ -316,7 +318,10 @@ def peak_memory_of_child(framework, model, args):
 
 
 def memory_child(framework, model, args):
-    """Run a few steps and print the peak resident memory above the level before the first."""
+    """Run a few steps and print the peak resident memory above the level before the first.
+    minigan is imported in PyTorch's child too, so both run under the allocator settings it
+    makes at import (``minigan.backend.keep_freed_memory``), as in the timing runs."""
+    import minigan  # noqa: F401
     def status(field):
         with open("/proc/self/status") as f:
             for line in f:
@@ -349,6 +354,9 @@ def main(argv=None):
     device = "GPU (CuPy vs torch CUDA)" if gpu else f"CPU, {args.threads} thread(s)"
     torch_version = frameworks[1].torch.__version__ if len(frameworks) > 1 else None
     print(f"Machine: {machine.describe(torch_version)}")
+    from minigan import backend
+    kept = "freed memory kept (minigan's setting)" if backend.keeps_freed_memory else "the C library's own"
+    print(f"Allocator: {kept}, for both frameworks")
     print(f"Started at {machine.load_average()}\n")
     print(f"## Train step, batch {args.batch}, {device}, median of {args.steps} steps\n")
     print("| model | minigan ms | PyTorch ms | minigan / PyTorch | matmul share (minigan) |")
