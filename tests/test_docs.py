@@ -58,3 +58,25 @@ def test_python_blocks_of_the_docs_run(page, monkeypatch, tmp_path):
         except Exception as exc:
             raise AssertionError(f"{os.path.relpath(page, TOP)}: python block {i + 1} fails: "
                                  f"{type(exc).__name__}: {exc}\n{block}") from exc
+
+
+def _pages():
+    return [os.path.join(TOP, "README.md")] + sorted(glob.glob(os.path.join(TOP, "docs", "**", "*.md"), recursive=True))
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: os.path.relpath(p, TOP))
+def test_pages_hold_no_unfinished_text(page):
+    with open(page, encoding="utf-8") as f:
+        text = f.read()
+    left = re.findall(r"\b\w*(?:PLACEHOLDER|TODO|TBD|FIXME)\w*\b", text)
+    assert not left, f"{os.path.relpath(page, TOP)} still holds {left}"
+
+
+@pytest.mark.parametrize("page", _pages(), ids=lambda p: os.path.relpath(p, TOP))
+def test_pictures_and_links_of_the_pages_exist(page):
+    with open(page, encoding="utf-8") as f:
+        text = f.read()
+    here = os.path.dirname(page)
+    missing = [target for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
+               if "://" not in target and not os.path.exists(os.path.normpath(os.path.join(here, target)))]
+    assert not missing, f"{os.path.relpath(page, TOP)} points at files that do not exist: {missing}"
