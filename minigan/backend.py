@@ -68,8 +68,8 @@ def keep_freed_memory():
     A training step allocates and frees the same arrays of megabytes every time. By default
     glibc maps a big block freshly and unmaps it when it is freed (or trims the heap once enough
     at its top is free), so the next step's array is new memory, and each 4 KiB page of it costs
-    a page fault when it is first written: thousands per step, 5-13% of a GAN step's time in
-    docs/benchmarks.md. With both thresholds fixed, blocks up to 32 MiB come from the heap and
+    a page fault when it is first written: thousands per step, 4-14% of the GAN steps measured
+    in docs/benchmarks.md. With both thresholds fixed, blocks up to 32 MiB come from the heap and
     stay there for reuse. The price: a process keeps up to 256 MiB of freed memory instead of
     handing it back. Nothing is changed where ``MINIGAN_MALLOC=system`` is set, where the user
     chose glibc's own settings (a ``MALLOC_*_THRESHOLD_`` variable), or off Linux."""
