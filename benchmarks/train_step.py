@@ -354,8 +354,8 @@ def main(argv=None):
     device = "GPU (CuPy vs torch CUDA)" if gpu else f"CPU, {args.threads} thread(s)"
     torch_version = frameworks[1].torch.__version__ if len(frameworks) > 1 else None
     print(f"Machine: {machine.describe(torch_version)}")
-    from minigan import backend
-    kept = "freed memory kept (minigan's setting)" if backend.keeps_freed_memory else "the C library's own"
+    kept = frameworks[0].mg.backend.keeps_freed_memory
+    kept = "freed memory kept (minigan's setting)" if kept else "the C library's own"
     print(f"Allocator: {kept}, for both frameworks")
     print(f"Started at {machine.load_average()}\n")
     print(f"## Train step, batch {args.batch}, {device}, median of {args.steps} steps\n")

@@ -60,10 +60,6 @@ def test_python_blocks_of_the_docs_run(page, monkeypatch, tmp_path):
                                  f"{type(exc).__name__}: {exc}\n{block}") from exc
 
 
-def _pages():
-    return [os.path.join(TOP, "README.md")] + sorted(glob.glob(os.path.join(TOP, "docs", "**", "*.md"), recursive=True))
-
-
 @pytest.mark.parametrize("page", _pages(), ids=lambda p: os.path.relpath(p, TOP))
 def test_pages_hold_no_unfinished_text(page):
     with open(page, encoding="utf-8") as f:
