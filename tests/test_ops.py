@@ -245,6 +245,32 @@ def test_batch_last_fold_of_the_conv_ops_equals_fold(g, seed):
     np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("channels, out_channels", [(1, 8), (2, 2), (3, 1), (4, 2)],
+                         ids=["columns shorter", "equal", "columns longer", "both over one"])
+def test_the_weight_gradient_kernel_equals_the_plain_product_in_either_orientation(channels, out_channels):
+    # conv_weight_grad builds its sum as rows @ cols.T or, when the columns are the longer side,
+    # as (cols @ rows.T).T: both must be the plain unfold product g (O, N*L) @ unfold(x).T
+    rng = np.random.default_rng(channels * 10 + out_channels)
+    x = rng.uniform(-1, 1, (3, channels, 6, 5))
+    geometry = ((3, 2), (2, 1), (1, 0), (1, 1))
+    oh, ow = kernels.positions((6, 5), geometry)
+    g = rng.uniform(-1, 1, (3, out_channels, oh, ow))
+    cols = ops.im2col(mg.tensor(x), (3, 2), (2, 1), (1, 0), 1).numpy()  # (C*kh*kw, N*L)
+    expected = (g.transpose(1, 0, 2, 3).reshape(out_channels, -1) @ cols.T).reshape(out_channels, channels, 3, 2)
+    actual = kernels.conv_weight_grad(kernels.planes(x, geometry), (6, 5), g, geometry)
+    assert actual.shape == expected.shape and actual.flags.c_contiguous
+    np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_the_matmul_kernel_takes_a_one_term_product_as_the_outer_product():
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(-1, 1, (5, 1)), rng.uniform(-1, 1, (1, 4))
+    assert np.array_equal(kernels.matmul(a, b), np.matmul(a, b))
+    assert np.array_equal(kernels.matmul(a.T.copy().T, b), np.matmul(a, b))  # a transposed view
+    out = np.empty((5, 4))
+    assert kernels.matmul(a, b, out=out) is out and np.array_equal(out, np.matmul(a, b))
+
+
 def test_unfold_matches_a_direct_window_gather():
     x = np.arange(2 * 3 * 5 * 4, dtype=np.float64).reshape(2, 3, 5, 4)
     cols = mg.unfold(mg.tensor(x), (2, 3), stride=(2, 1), padding=1, dilation=1).numpy()
