@@ -14,6 +14,7 @@ transposed, and Adam then ran ~3x slower over it), and the bias is added in plac
 from ..autograd import _as_tensor
 from ..function import Function
 from .. import kernels
+from ..backend import xp
 from .elementwise import sum_to_shape
 
 
@@ -37,7 +38,9 @@ class Linear(Function):
     reads_inputs, reads_output = (0, 1), False
 
     def forward(self, x, weight, bias=None):
-        out = kernels.matmul(x, weight.T)
+        # (weight @ x.T).T is the same product; OpenBLAS runs it 10-18% faster than x @ weight.T
+        # at a batch of 64 (benchmarks/train_step.py), even with the copy back to row-major
+        out = xp.ascontiguousarray(kernels.matmul(weight, x.T).T)
         if bias is not None:
             out += bias
         return out
