@@ -38,11 +38,7 @@ class Linear(Function):
     reads_inputs, reads_output = (0, 1), False
 
     def forward(self, x, weight, bias=None):
-        # OpenBLAS writes a product faster with the longer side as the result's rows: with more
-        # features than rows (a training batch of 64 into 128-784 features), (weight @ x.T).T takes
-        # 13-46% less time than x @ weight.T, even with the copy back to row-major; with fewer
-        # (a classifier's 10 logits, a batch of 10,000) it is slower (docs/benchmarks.md)
-        if weight.shape[0] > x.shape[0]:
+        if kernels.product_transposed(x.shape[0], weight.shape[0]):  # more features than rows
             out = xp.ascontiguousarray(kernels.matmul(weight, x.T).T)
         else:
             out = kernels.matmul(x, weight.T)
