@@ -54,7 +54,7 @@ from matplotlib.figure import Figure
 import minigan as mg
 from minigan import F, classifier, io, nn, optim, viz
 from minigan.data import ImageDataset, forever, load_dataset, to_tanh_range
-from minigan.experiment import Run, fork_rng, generate, lesson_parser
+from minigan.experiment import Run, fork_rng, generate, lesson_parser, update_ema
 from minigan.metrics import RealReference, compare_to_real
 
 LATENT = W_DIM = 128
@@ -64,8 +64,6 @@ CHANNELS = {4: 128, 8: 64, 16: 32, 32: 16}
 LAYERS = 2 * len(SIDES)  # styled layers: two per side, so 8 styles for a 32x32 image
 MIXING = 0.9             # share of training batches with two styles (mixing regularisation)
 W_AVG_DECAY = 0.995      # the running mean of w, for truncation
-EMA_HALF_LIFE = 10000    # images after which an old weight counts half in the EMA (the paper's)
-EMA_RAMP = 0.05          # ... but at most this fraction of the images seen so far (early on)
 R1_GAMMA = 2.0           # flatter than 0.1 or 1, with which the generator draws few 4s, 7s and 9s
 R1_EVERY = 4
 PSIS = (1.0, 0.7, 0.5, 0.0)
@@ -187,18 +185,6 @@ def training_styles(G, n):
         other = broadcast(G.mapping(mg.randn(n, LATENT)), LAYERS - cut)
         ws = mg.cat([ws[:, :cut], other], dim=1)
     return ws
-
-
-def update_ema(G_ema, G, images_seen, batch):
-    """G_ema's weights <- beta G_ema + (1 - beta) G, with beta set by a half-life in images
-    (ramped up at the start, when G changes fastest); buffers (w_avg) are copied."""
-    half_life = min(EMA_HALF_LIFE, EMA_RAMP * images_seen)
-    beta = 0.5 ** (batch / max(half_life, 1e-8))
-    with mg.no_grad():
-        for p_ema, p in zip(G_ema.parameters(), G.parameters()):
-            p_ema.data[...] = (p + beta * (p_ema - p)).data
-        for b_ema, b in zip(G_ema.buffers(), G.buffers()):
-            b_ema.data[...] = b.data
 
 
 # --- the discriminator (lesson 12's, at full size) ------------------------------------------------

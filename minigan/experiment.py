@@ -34,8 +34,9 @@ it), minigan's RNG and the history, so ``--resume`` continues bit for bit where 
 a run of N steps, or one stopped at any checkpoint and resumed to N, ends with the same
 weights, history, samples and metrics.
 
-The module also holds what several lessons build the same way: ``dcgan_init`` (the DCGAN
-paper's initialisation), ``dcgan_generator`` (lesson 04's generator at any width) and
+The module also passes on what several lessons build the same way (from ``minigan.gan``):
+``dcgan_init`` (the DCGAN paper's initialisation), ``dcgan_generator`` (lesson 04's generator
+at any width) and ``update_ema`` (a moving average of a generator's weights); and it holds
 ``fork_rng`` (for measurements that must not disturb the training's random numbers).
 """
 import argparse
@@ -49,8 +50,9 @@ import time
 
 import numpy as np
 
-from . import cat, classifier, get_rng_state, io, nn, no_grad, randn, set_rng_state, viz
+from . import cat, classifier, get_rng_state, io, no_grad, randn, set_rng_state, viz
 from .data import load_dataset, to_tanh_range
+from .gan import EMA_HALF_LIFE, EMA_RAMP, dcgan_generator, dcgan_init, update_ema  # noqa: F401 (passed on)
 from .metrics import (RealReference, class_coverage, compare_to_real, mean_pairwise_cosine,
                       pixel_std, precision_recall)
 from .progress import progress
@@ -142,33 +144,6 @@ def generate(G, z, chunk=250, image_shape=None):
     return images if image_shape is None else images.reshape(len(z), *image_shape)
 
 
-def dcgan_init(module):
-    """The DCGAN paper's initialisation, for ``model.apply(dcgan_init)``: convolution weights
-    ~ N(0, 0.02) and biases 0; BatchNorm scale ~ N(1, 0.02) and shift 0. Other layers keep
-    their own initialisation. Small weights keep early activations small, so neither player
-    saturates at once."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
-        nn.init.normal_(module.weight, 0.0, 0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.BatchNorm2d):
-        nn.init.normal_(module.weight, 1.0, 0.02)
-        nn.init.zeros_(module.bias)
-
-
-def dcgan_generator(latent, width):
-    """Lesson 04's DCGAN generator for 28x28 grey images, ``width`` setting its channels:
-    z as a (latent, 1, 1) image -> 4*width x 7x7 -> 2*width x 14x14 -> 1 x 28x28, with
-    BatchNorm and ReLU between and tanh at the end (lesson 04 writes it out, at width 64)."""
-    return nn.Sequential(
-        nn.ConvTranspose2d(latent, 4 * width, 7, 1, 0, bias=False),
-        nn.BatchNorm2d(4 * width), nn.ReLU(),
-        nn.ConvTranspose2d(4 * width, 2 * width, 4, 2, 1, bias=False),
-        nn.BatchNorm2d(2 * width), nn.ReLU(),
-        nn.ConvTranspose2d(2 * width, 1, 4, 2, 1), nn.Tanh(),
-    )
-
-
 @functools.lru_cache(maxsize=2)
 def judge_for(dataset, root=None):
     """Lesson 10's classifier for ``dataset``, read once per process (``load_or_train``
@@ -203,10 +178,13 @@ class Run:
 
     ``dataset`` is the dataset the run trains on when it is loaded elsewhere (several runs
     sharing one); otherwise ``load_dataset()`` loads it. Either way metrics.json names it.
+    ``recipe`` names the lesson's own flags (attributes of ``args``) that change what a step
+    does: a resumed run must have the same values, like the same batch size and seed.
     """
 
-    def __init__(self, args, sample_every=None, dataset=None):
+    def __init__(self, args, sample_every=None, dataset=None, recipe=()):
         self.args = args
+        self.recipe = tuple(recipe)
         self.dir = args.out
         os.makedirs(self.dir, exist_ok=True)
         self.dataset = dataset
@@ -242,7 +220,8 @@ class Run:
         args = self.args
         dataset = self.dataset.name if self.dataset is not None else getattr(args, "dataset", None)
         return {"batch_size": args.batch_size, "seed": args.seed, "dataset": dataset,
-                "train_size": getattr(args, "train_size", None), "judge": self.uses_judge()}
+                "train_size": getattr(args, "train_size", None), "judge": self.uses_judge(),
+                **{name: getattr(args, name) for name in self.recipe}}
 
     # --- resuming --------------------------------------------------------------------------
     def resume(self, models, optimizers, streams=None):
@@ -251,7 +230,8 @@ class Run:
 
         Exits with an error, changing nothing, when the checkpoint cannot be used: it is past
         --steps (which counts the run's steps from its start), it was made with another
-        --batch-size, --seed, --train-size or dataset, or it does not fit these models."""
+        --batch-size, --seed, --train-size, dataset or ``recipe`` flag, or it does not fit
+        these models."""
         if not self.args.resume:
             return 0
         if not os.path.exists(self.checkpoint_path):

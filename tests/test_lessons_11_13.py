@@ -195,14 +195,16 @@ def test_13_truncation_pulls_w_towards_w_avg():
 def test_13_ema_averages_the_weights_and_copies_w_avg():
     import copy
 
+    from minigan.experiment import EMA_HALF_LIFE, EMA_RAMP
+
     G = stylegan.Generator(1)
     G_ema = copy.deepcopy(G)
     before = [p.numpy().copy() for p in G_ema.parameters()]
     for p in G.parameters():
         p.data[...] += 1.0
     G.w_avg.data[...] = 3.0
-    stylegan.update_ema(G_ema, G, images_seen=2 * stylegan.EMA_HALF_LIFE / stylegan.EMA_RAMP, batch=16)
-    beta = 0.5 ** (16 / stylegan.EMA_HALF_LIFE)
+    stylegan.update_ema(G_ema, G, images_seen=2 * EMA_HALF_LIFE / EMA_RAMP, batch=16)
+    beta = 0.5 ** (16 / EMA_HALF_LIFE)
     for old, p_ema, p in zip(before, G_ema.parameters(), G.parameters()):
         np.testing.assert_allclose(p_ema.numpy(), beta * old + (1 - beta) * p.numpy(), rtol=1e-5, atol=1e-6)
     assert np.all(G_ema.w_avg.numpy() == 3.0)
