@@ -17,14 +17,14 @@ What you will see:
      -(E[C(x)] - E[C(G(z))]), the generator minimises -E[C(G(z))];
   3. the recipe: weight clipping at 0.01 and five critic updates per generator update (the
      paper's), RMSprop for both nets with lr 1e-4 and batch 32 (the paper: 5e-5 and 64), and a
-     critic of half lesson 04's width;
+     critic of lesson 04's width;
   4. the critic's Wasserstein estimate in history.png, falling as the samples improve — a loss
      curve that actually tracks sample quality, which a GAN's cross-entropy does not.
 
 Why not the paper's recipe exactly? Its RMSprop lr 5e-5 and batch 64 were made for GPUs and
 many hours; this lesson has a few minutes of CPU, and in them lr 5e-5 moves G too little.
 Three changes (the clip of 0.01 and the five critic steps stay the paper's):
-  - a narrower critic: 32 and 64 channels, half lesson 04's discriminator. Under clipping every
+  - a narrow critic: 32 and 64 channels (lesson 04's, half the usual 64 and 128). Under clipping every
     weight is held in [-0.01, 0.01], so a narrower critic can tell less apart (late in the
     run its estimate is near 0): a weaker constraint on G, but a cheaper one. Per generator
     step (with its five critic steps), 32 images through it cost about what 16 cost through
@@ -52,8 +52,8 @@ from minigan.data import forever
 from minigan.experiment import Run, dcgan_generator, dcgan_init, generate, lesson_parser
 
 LATENT = 100
-G_WIDTH = 32         # G: 4 * G_WIDTH channels at 7x7, 2 * G_WIDTH at 14x14 (half of lesson 04's)
-C_WIDTH = 32         # critic: C_WIDTH channels at 14x14, 2 * C_WIDTH at 7x7 (half of lesson 04's D)
+G_WIDTH = 32         # G: 4 * G_WIDTH channels at 7x7, 2 * G_WIDTH at 14x14 (lesson 04's)
+C_WIDTH = 32         # critic: C_WIDTH channels at 14x14, 2 * C_WIDTH at 7x7 (lesson 04's D)
 CRITIC_STEPS = 5     # critic updates per generator update (the paper's n_critic)
 CLIP = 0.01          # every critic parameter is kept in [-CLIP, CLIP]
 LR = 1e-4            # RMSprop for both nets (the paper: 5e-5; Adam was unstable with clipping)
@@ -106,7 +106,7 @@ def main(argv=None):
     data = run.load_dataset()
     fixed_z = mg.randn(64, LATENT, 1, 1)
 
-    # G is lesson 04's DCGAN generator at half its width. Both nets start from the DCGAN
+    # G is lesson 04's DCGAN generator. Both nets start from the DCGAN
     # initialisation (conv weights ~ N(0, 0.02)); the critic's are then clipped.
     G = dcgan_generator(LATENT, G_WIDTH).apply(dcgan_init)
     C = make_critic().apply(dcgan_init)

@@ -54,7 +54,7 @@ from minigan.data import forever, load_dataset
 from minigan.experiment import Run, dcgan_generator, dcgan_init, generate, lesson_parser, positive_int
 
 LATENT = 100
-G_WIDTH = 32          # G: 4 * G_WIDTH channels at 7x7, 2 * G_WIDTH at 14x14 (lesson 04 at half width)
+G_WIDTH = 32          # G: 4 * G_WIDTH channels at 7x7, 2 * G_WIDTH at 14x14 (lesson 04's)
 WIDTH = 32            # D: WIDTH channels at 14x14, 2 * WIDTH at 7x7
 LR_G, LR_D = 2e-4, 4e-4  # TTUR: the discriminator learns twice as fast as the generator
 BETAS = (0.0, 0.9)   # no momentum: each step follows the current gradient (as in lesson 07)
@@ -135,7 +135,7 @@ def singular_values(layer):
 def make_discriminator(variant):
     """1x28x28 -> WIDTH x 14x14 -> 2 WIDTH x 7x7 -> one score.
 
-    "batchnorm": lesson 04's discriminator at half width, BatchNorm in the middle layer.
+    "batchnorm": lesson 04's paper-recipe discriminator, BatchNorm in the middle layer.
     "spectral": the same layers with every kernel spectrally normalised and no BatchNorm. Each
     layer then stretches nothing by more than 1, and D scores every image on its own."""
     if variant == "batchnorm":

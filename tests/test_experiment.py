@@ -11,6 +11,8 @@ import minigan as mg
 from minigan import nn, optim
 from minigan.data import MNIST, DatasetUnavailable, forever
 from minigan.experiment import (
+    EMA_HALF_LIFE,
+    EMA_RAMP,
     Run,
     dcgan_generator,
     dcgan_init,
@@ -18,6 +20,7 @@ from minigan.experiment import (
     lesson_parser,
     non_negative_int,
     positive_int,
+    update_ema,
 )
 
 LESSONS = pathlib.Path(__file__).resolve().parents[1] / "lessons"
@@ -111,18 +114,45 @@ def load_lesson(name):
     return module
 
 
-def test_dcgan_generator_at_width_64_is_lesson_04s_generator():
+def test_dcgan_generator_at_width_32_is_lesson_04s_generator():
     lesson = load_lesson("04_dcgan")
     mg.manual_seed(1)
     written_out = lesson.make_generator().apply(dcgan_init)
     mg.manual_seed(1)
-    shared = dcgan_generator(lesson.LATENT, 64).apply(dcgan_init)
+    shared = dcgan_generator(lesson.LATENT, 32).apply(dcgan_init)
     assert repr(shared) == repr(written_out)
     for (key, a), (other, b) in zip(shared.state_dict().items(), written_out.state_dict().items()):
         assert key == other
         np.testing.assert_array_equal(a.numpy(), b.numpy())
     assert shared(mg.randn(2, lesson.LATENT, 1, 1)).shape == (2, 1, 28, 28)
     assert dcgan_generator(10, 8)(mg.randn(3, 10, 1, 1)).shape == (3, 1, 28, 28)
+
+
+def test_update_ema_averages_weights_by_a_half_life_in_images_and_copies_buffers():
+    import copy
+
+    G = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    G_ema = copy.deepcopy(G)
+    old = [p.numpy().copy() for p in G_ema.parameters()]
+    for p in G.parameters():
+        p.data[...] += 2.0
+    G[1].running_mean.data[...] = 5.0
+    # long into a run the half-life is the full 10,000 images: a batch of 100 keeps 0.5 ** 0.01
+    update_ema(G_ema, G, images_seen=10**6, batch=100)
+    beta = 0.5 ** (100 / EMA_HALF_LIFE)
+    for before, averaged, current in zip(old, G_ema.parameters(), G.parameters()):
+        # float32 rounding at the scale of the operands (about 2): a few 1e-7
+        np.testing.assert_allclose(averaged.numpy(), beta * before + (1 - beta) * current.numpy(), atol=1e-6)
+    assert np.all(G_ema[1].running_mean.numpy() == 5.0)  # buffers are copied, not averaged
+    # after 100 images the half-life is 5 images (EMA_RAMP of them): a batch of 100 keeps
+    # 0.5 ** 20 of the average, which all but jumps to G
+    assert EMA_RAMP * 100 == 5
+    old = [p.numpy().copy() for p in G_ema.parameters()]
+    update_ema(G_ema, G, images_seen=100, batch=100)
+    for before, averaged, current in zip(old, G_ema.parameters(), G.parameters()):
+        expected = current.numpy() + 0.5 ** 20 * (before - current.numpy())
+        np.testing.assert_allclose(averaged.numpy(), expected, atol=1e-6)
+        assert np.abs(averaged.numpy() - current.numpy()).max() < 1e-5
 
 
 # --- resuming -----------------------------------------------------------------------------------
@@ -193,6 +223,25 @@ def test_resuming_with_fewer_steps_than_the_checkpoint_is_refused(checkpointed):
 def test_resuming_with_other_settings_is_refused(checkpointed, flags, change):
     message, unchanged = refused(checkpointed, "--steps", "9", *flags)
     assert f"was made with {change}" in message and unchanged
+
+
+def test_a_lessons_recipe_flag_must_match_to_resume(tmp_path):
+    # Run(recipe=...) names a lesson's own flags that change what a step does (lesson 04's
+    # --paper-recipe): the checkpoint records them, and a resume with another value is refused
+    def recipe_run(sharp, *flags):
+        run, models, optimizers, streams = tiny_run(tmp_path, *flags)
+        run.args.sharp = sharp
+        run.recipe = ("sharp",)
+        return run, models, optimizers, streams
+
+    first = recipe_run(True, "--steps", "3")
+    train(*first, 0)
+    same = recipe_run(True, "--steps", "5", "--resume")
+    assert same[0].resume(*same[1:]) == 3
+    other = recipe_run(False, "--steps", "5", "--resume")
+    with pytest.raises(SystemExit, match="was made with sharp True \\(now False\\)"):
+        other[0].resume(*other[1:])
+    assert Run(parse("--out", str(tmp_path)), recipe=("seed",)).recipe == ("seed",)
 
 
 def test_resuming_from_a_damaged_checkpoint_says_why(checkpointed):
