@@ -155,6 +155,8 @@ RESUMES = [
     # five D steps per step: eight batches an epoch, so epochs end inside steps
     ("05_failure_modes", ("--train-size", "64", "--batch-size", "8", "--experiments", "strong_d",
                           "--diversity-every", "2"), 6, (3,)),
+    # five critic batches a step, three batches an epoch: stopped at 2 is mid-epoch
+    ("06_wgan", ("--train-size", "48", "--batch-size", "16"), 4, (2,)),
     ("07_wgan_gp", ("--train-size", "40", "--batch-size", "8"), 4, (2,)),
 ]
 
