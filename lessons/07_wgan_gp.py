@@ -33,7 +33,7 @@ makes G jitter around where the game is going; the moving average of its weights
 draws from the middle of the jitter.
 
 Run it:
-    python lessons/07_wgan_gp.py                          # about 10 minutes on a 2-core CPU
+    python lessons/07_wgan_gp.py                          # about 9 minutes on a 2-core CPU
     python lessons/07_wgan_gp.py --dataset mnist    # real MNIST (downloaded once, or --data-root DIR)
     python lessons/07_wgan_gp.py --critic-steps 5         # the paper's ratio
     python lessons/07_wgan_gp.py --steps 6000 --resume    # continue a finished run for longer
@@ -125,7 +125,7 @@ def norm_snapshot(C, G, data, n=HISTOGRAM_BATCH):
 
 
 def main(argv=None):
-    parser = lesson_parser("07_wgan_gp", __doc__, steps=4000, batch_size=32, quick_steps=2)
+    parser = lesson_parser("07_wgan_gp", __doc__, steps=3800, batch_size=32, quick_steps=2)
     parser.add_argument("--critic-steps", type=positive_int, default=CRITIC_STEPS,
                         help=f"critic updates per generator update (default {CRITIC_STEPS}; "
                              f"the paper's is 5)")
