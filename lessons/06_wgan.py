@@ -68,7 +68,7 @@ CRITIC_STEPS = 5     # critic updates per generator update (the paper's n_critic
 CLIP = 0.01          # every critic parameter is kept in [-CLIP, CLIP]
 LR_C = 1e-4          # the critic's Adam: 1% of the clip range per step (the paper: RMSprop, 5e-5)
 LR_G = 1e-3          # G's Adam, lesson 04's (the paper: RMSprop, 5e-5)
-BETAS = (0.0, 0.99)  # lesson 04's Adam for both nets: no momentum, which the paper found unstable
+BETAS = (0.0, 0.99)  # lesson 04's Adam for both nets, without momentum (the paper found it unstable here)
 
 
 def make_critic():
