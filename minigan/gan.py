@@ -42,7 +42,7 @@ def update_ema(G_ema, G, images_seen, batch, half_life=EMA_HALF_LIFE, ramp=EMA_R
 def dcgan_generator(latent, width):
     """Lesson 04's DCGAN generator for 28x28 grey images, ``width`` setting its channels:
     z as a (latent, 1, 1) image -> 4*width x 7x7 -> 2*width x 14x14 -> 1 x 28x28, with
-    BatchNorm and ReLU between and tanh at the end (lesson 04 writes it out, at width 64)."""
+    BatchNorm and ReLU between and tanh at the end (lesson 04 writes it out, at width 32)."""
     return nn.Sequential(
         nn.ConvTranspose2d(latent, 4 * width, 7, 1, 0, bias=False),
         nn.BatchNorm2d(4 * width), nn.ReLU(),

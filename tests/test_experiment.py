@@ -1,8 +1,6 @@
 """minigan.experiment: the lessons' flags, the pieces they share, and a Run's checkpoints and
 final files (resume refusals, the dataset it really used, a diverged run)."""
-import importlib.util
 import json
-import pathlib
 
 import numpy as np
 import pytest
@@ -23,7 +21,7 @@ from minigan.experiment import (
     update_ema,
 )
 
-LESSONS = pathlib.Path(__file__).resolve().parents[1] / "lessons"
+from helpers import load_lesson
 
 
 def parser():
@@ -105,13 +103,6 @@ def test_dcgan_init_draws_the_papers_weights_and_leaves_other_layers_alone():
     assert abs(scale.mean() - 1) < 0.01 and 0.01 < scale.std() < 0.03
     assert not model[1].bias.numpy().any()
     np.testing.assert_array_equal(model[3].weight.numpy(), linear_before)
-
-
-def load_lesson(name):
-    spec = importlib.util.spec_from_file_location(f"lesson_{name}", LESSONS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_dcgan_generator_at_width_32_is_lesson_04s_generator():
