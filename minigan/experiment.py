@@ -144,6 +144,15 @@ def generate(G, z, chunk=250, image_shape=None):
     return images if image_shape is None else images.reshape(len(z), *image_shape)
 
 
+def centre_crop(images, size):
+    """The middle ``size`` = (h, w) of each (N, C, H, W) image; images no larger pass as they are."""
+    (h, w), (height, width) = size, images.shape[-2:]
+    if (height, width) == (h, w) or height < h or width < w:
+        return images
+    top, left = (height - h) // 2, (width - w) // 2
+    return images[..., top:top + h, left:left + w]
+
+
 @functools.lru_cache(maxsize=2)
 def judge_for(dataset, root=None):
     """Lesson 10's classifier for ``dataset``, read once per process (``load_or_train``
@@ -194,7 +203,7 @@ class Run:
         self.elapsed_before = 0.0
         self.started = time.perf_counter()
         self.bar = None
-        self.tracked = None   # (G, noise, image_shape, every) once track_diversity is called
+        self.tracked = None   # (G, noise, image_shape, every, view) once track_diversity is called
         self.readings = {}    # the last diversity readings, logged at every step
         self.judge = None     # lesson 10's classifier, loaded at the first reading
         self.real_features = None
@@ -298,7 +307,7 @@ class Run:
             self.bar.set_postfix(shown, refresh=False)
 
     # --- what the samples cover ------------------------------------------------------------
-    def track_diversity(self, G, noise, image_shape=None, every=None):
+    def track_diversity(self, G, noise, image_shape=None, every=None, view=None):
         """From now on, ``log`` reads the diversity of G's samples from ``noise`` at the first
         step of the run and every ``every`` steps (default: every sample_every steps), and
         logs the last readings at every step:
@@ -311,10 +320,16 @@ class Run:
           cosine, pixel_std            mean pairwise cosine and per-pixel spread of the
                                        samples (no judge needed; see minigan.metrics).
 
-        The judge is trained on the dataset's training images the first time (about a
-        minute; then read from the cache); with ``--no-judge`` only cosine and pixel_std are
-        read. Reading draws no random numbers, so training goes exactly as without it."""
-        self.tracked = (G, noise, image_shape, every or self.sample_every)
+        ``view``, if given, turns G's output into the images to read (lesson 12 enlarges a
+        low-resolution stage to full size). Images larger than the judge's input are cropped
+        to it about their centre for the judge (lessons 12 and 13 pad 28x28 digits to 32x32);
+        cosine and spread read them whole. The judge is trained on the dataset's training
+        images the first time (about a minute; then read from the cache), unless the lesson
+        has set ``run.judge`` itself; with ``--no-judge`` only cosine and pixel_std are read.
+        Reading leaves the random number generator as it was (a generator that draws noise
+        of its own, like StyleGAN's, draws it in a fork), so training goes exactly as without
+        it."""
+        self.tracked = (G, noise, image_shape, every or self.sample_every, view)
 
     def uses_judge(self):
         return self.tracked is not None and not getattr(self.args, "no_judge", False)
@@ -329,17 +344,21 @@ class Run:
 
     def read_diversity(self):
         """The readings ``track_diversity`` describes, for G's samples from its noise now."""
-        G, noise, image_shape, _ = self.tracked
-        samples = generate(G, noise, image_shape=image_shape).numpy()
+        G, noise, image_shape, _, view = self.tracked
+        with fork_rng():
+            samples = generate(G, noise, image_shape=image_shape)
+        samples = io.as_numpy(samples if view is None else view(samples))
         if not np.isfinite(samples).all():
             names = JUDGE_READINGS + SPREAD_READINGS if self.uses_judge() else SPREAD_READINGS
             return dict.fromkeys(names, math.nan)
         readings = {}
         if self.uses_judge():
             judge = self.load_judge()
+            side = judge.input_shape[-2:]
             if self.real_features is None:
-                self.real_features = judge.features(self.dataset.images[:len(samples)])
-            features, predicted = judge.features(samples), judge.predict(samples)
+                self.real_features = judge.features(centre_crop(self.dataset.images[:len(samples)], side))
+            seen = centre_crop(samples, side)
+            features, predicted = judge.features(seen), judge.predict(seen)
             precision, recall = precision_recall(self.real_features, features)
             readings = {"coverage": class_coverage(predicted, len(self.dataset.classes)),
                         "precision": precision, "recall": recall}

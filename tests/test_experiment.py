@@ -427,6 +427,56 @@ def test_loading_the_judge_leaves_the_rng_where_it_was(tmp_path, monkeypatch):
     experiment.judge_for.cache_clear()
 
 
+def test_centre_crop_keeps_the_middle_of_larger_images_only():
+    from minigan.experiment import centre_crop
+
+    images = np.arange(2 * 3 * 32 * 30).reshape(2, 3, 32, 30)
+    np.testing.assert_array_equal(centre_crop(images, (28, 28)), images[:, :, 2:30, 1:29])
+    assert centre_crop(images, (32, 30)) is images
+    assert centre_crop(images, (64, 64)) is images  # smaller than asked: left to the judge to refuse
+
+
+def test_a_view_is_read_whole_and_cropped_to_the_judges_input(tmp_path):
+    """A generator of 28x28 digits shown padded to 32x32 (as lessons 12 and 13 pad MNIST): the
+    judge reads the middle 28x28, so its readings are those of the unpadded images, while
+    cosine and spread read the padded images whole."""
+    run, models, _, _ = watched_run(tmp_path, "--steps", "3", judge=untrained_judge())
+    G, noise = models["G"], mg.randn(12, 3)
+    run.track_diversity(G, noise, image_shape=(1, 28, 28))
+    plain = run.read_diversity()
+
+    def padded(images):
+        return np.pad(images.numpy(), ((0, 0), (0, 0), (2, 2), (2, 2)), constant_values=-1.0)
+
+    run.track_diversity(G, noise, image_shape=(1, 28, 28), view=padded)
+    seen = run.read_diversity()
+    for name in ("coverage", "precision", "recall"):
+        assert seen[name] == plain[name], name
+    whole = padded(mg.experiment.generate(G, noise, image_shape=(1, 28, 28)))
+    assert seen["pixel_std"] == pytest.approx(mg.metrics.pixel_std(whole))
+    assert seen["pixel_std"] != pytest.approx(plain["pixel_std"])
+
+
+def test_a_generator_that_draws_its_own_noise_is_read_in_a_fork_of_the_rng(tmp_path):
+    """StyleGAN's generator draws noise images in its forward pass: reading its samples must
+    leave the run's random numbers where they were."""
+    class Noisy(nn.Module):
+        def forward(self, x):
+            return (x + 0.1 * mg.randn(*x.shape)).tanh()
+
+    run, _, _, _ = watched_run(tmp_path, "--steps", "3", "--no-judge")
+    run.track_diversity(nn.Sequential(nn.Linear(3, 28 * 28), Noisy()), mg.randn(12, 3), image_shape=(1, 28, 28))
+    mg.manual_seed(7)
+    expected = mg.randn(5).numpy()
+    mg.manual_seed(7)
+    first = run.read_diversity()
+    np.testing.assert_array_equal(mg.randn(5).numpy(), expected)
+    mg.manual_seed(7)
+    assert run.read_diversity() == first  # the same noise from the same point of the stream
+    mg.randn(1)
+    assert run.read_diversity() != first  # and other noise from another
+
+
 def test_without_a_judge_only_cosine_and_spread_are_read(tmp_path, monkeypatch):
     from minigan import experiment
 
