@@ -42,7 +42,7 @@ from matplotlib.figure import Figure
 import minigan as mg
 from minigan import F, classifier, io, nn, optim, viz
 from minigan.data import ImageDataset, forever, load_dataset, to_tanh_range
-from minigan.experiment import Run, generate, lesson_parser, positive_int
+from minigan.experiment import Run, fork_rng, generate, lesson_parser, positive_int
 from minigan.metrics import RealReference, compare_to_real
 
 LATENT = 128
@@ -234,15 +234,21 @@ def pad_to_32(data):
     return ImageDataset(images, data.labels, data.classes, name=data.name)
 
 
-def judge_scores(args, data, samples):
-    """Lesson 10's readings of the samples (cropped back to 28x28) against the test images,
-    and of as many training images, the floor. --quick trains a small judge in seconds."""
+def load_judge(args, data):
+    """Lesson 10's classifier for the dataset, and its test images. --quick trains a small judge
+    in seconds (not cached). Either way in a fork of the random numbers, so that training draws
+    the same numbers with the judge as without it."""
     test = load_dataset(data.name, args.data_root, train=False)
-    if args.quick:
-        train = load_dataset(data.name, args.data_root).first(1000)
-        judge = classifier.train_classifier(train, test.first(200), epochs=1)
-    else:
-        judge = classifier.load_or_train(data.name, root=args.data_root)
+    with fork_rng():
+        if args.quick:
+            train = load_dataset(data.name, args.data_root).first(1000)
+            return classifier.train_classifier(train, test.first(200), epochs=1), test
+        return classifier.load_or_train(data.name, root=args.data_root), test
+
+
+def judge_scores(judge, test, data, samples):
+    """Lesson 10's readings of the samples (cropped back to 28x28) against the test images,
+    and of as many training images, the floor."""
     reference = RealReference(judge, test.images)
     picked = np.sort(np.random.default_rng(0).choice(len(data), min(len(samples), len(data)), replace=False))
     return {"dataset": data.name, "classifier_accuracy": judge.accuracy, "neighbours": reference.k,
@@ -312,6 +318,16 @@ def main(argv=None):
     opt_d = optim.Adam(D.parameters(), lr=1e-3, betas=(0.0, 0.99))
     batches = forever(data, args.batch_size)
     models, optimizers, streams = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}, {"real": batches}
+    # At every grid the history reads what the judge sees in 500 samples, enlarged to 32x32 at
+    # the early stages (and cropped to 28x28 for the judge): classes covered, precision, recall.
+    judge = test = None
+    if not args.no_judge:
+        judge, test = load_judge(args, data)
+        run.judge = judge
+    with fork_rng():
+        mg.manual_seed(args.seed + 1)
+        watched_z = mg.randn(500, LATENT)
+    run.track_diversity(G, watched_z, view=full_size)
     start = run.resume(models, optimizers, streams)
     if start and (int(G.stage.item()), float(G.alpha.item())) != schedule(start - 1, args.phase_steps):
         raise SystemExit(f"error: the checkpoint's stage {int(G.stage.item())} and alpha "
@@ -361,14 +377,15 @@ def main(argv=None):
         "the critic's Wasserstein estimate E[D(real)] - E[D(fake)]":
             {"wasserstein_estimate": h["wasserstein_estimate"]},
         "the schedule: alpha of the newest block": {"alpha": h["alpha"]},
+        **run.diversity_panel(),
     }, os.path.join(run.dir, "history.png"), steps=h["step"], window=1)
     samples = full_size(generate(G, mg.randn(1000, LATENT))).clamp(-1, 1).numpy()
     grid = full_size(generate(G, fixed_z)).clamp(-1, 1).numpy()
     metrics = {"phase_steps": args.phase_steps, "final_side": int(SIDES[int(G.stage.item())])}
     if np.isfinite(samples).all():
         metrics.update(compare_to_real(samples, to_tanh_range(data.images[:1000])))
-        if not args.no_judge:
-            metrics["judge"] = judge_scores(args, data, samples)
+        if judge is not None:
+            metrics["judge"] = judge_scores(judge, test, data, samples)
     record = run.finish(grid, samples, metrics=metrics, plot=False)
     if "judge" in record:
         fake, real = record["judge"]["samples"], record["judge"]["real"]

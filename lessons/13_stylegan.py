@@ -249,11 +249,14 @@ def pad_to_32(data):
 
 
 def load_judge(args, data):
+    """Lesson 10's classifier for the dataset, and its test images, in a fork of the random
+    numbers (training draws the same numbers with the judge as without it)."""
     test = load_dataset(data.name, args.data_root, train=False)
-    if args.quick:  # seconds, not cached: for smoke tests
-        train = load_dataset(data.name, args.data_root).first(1000)
-        return classifier.train_classifier(train, test.first(200), epochs=1), test
-    return classifier.load_or_train(data.name, root=args.data_root), test
+    with fork_rng():
+        if args.quick:  # seconds, not cached: for smoke tests
+            train = load_dataset(data.name, args.data_root).first(1000)
+            return classifier.train_classifier(train, test.first(200), epochs=1), test
+        return classifier.load_or_train(data.name, root=args.data_root), test
 
 
 def judge_scores(judge, reference, data, samples):
@@ -366,6 +369,16 @@ def main(argv=None):
     batches = forever(data, args.batch_size)
     models = {"G": G, "G_ema": G_ema, "D": D}
     optimizers, streams = {"G": opt_g, "D": opt_d}, {"real": batches}
+    # At every grid the history reads what the judge sees in 500 samples of G_ema (cropped to
+    # 28x28 for it): classes covered, precision, recall.
+    judge = test = None
+    if not args.no_judge:
+        judge, test = load_judge(args, data)
+        run.judge = judge
+    with fork_rng():
+        mg.manual_seed(args.seed + 1)
+        watched_z = mg.randn(500, LATENT)
+    run.track_diversity(G_ema, watched_z)
     start = run.resume(models, optimizers, streams)
     last_r1 = run.history["r1"][-1] if start else 0.0  # logged at every step, measured every 4th
 
@@ -396,15 +409,15 @@ def main(argv=None):
     h = run.history
     viz.plot_panels({"losses": {k: h[k] for k in ("loss_d", "loss_g")},
                      "D's mean probability on real images": {"d_real": h["d_real"]},
-                     "R1: E ||grad D(x)||^2 at real images (every 4th step)": {"r1": h["r1"]}},
+                     "R1: E ||grad D(x)||^2 at real images (every 4th step)": {"r1": h["r1"]},
+                     **run.diversity_panel()},
                     os.path.join(run.dir, "history.png"), steps=h["step"])
     metrics, samples = {}, {}
     for name, model in (("ema", G_ema), ("raw", G)):
         samples[name] = generate(model, mg.randn(1000, LATENT)).numpy()
     if np.isfinite(samples["ema"]).all():
         metrics.update(compare_to_real(samples["ema"], to_tanh_range(data.images[:1000])))
-        if not args.no_judge:
-            judge, test = load_judge(args, data)
+        if judge is not None:
             reference = RealReference(judge, test.images)
             metrics["judge"] = judge_scores(judge, reference, data, samples["ema"])
             if np.isfinite(samples["raw"]).all():  # the same measures for the raw G's samples

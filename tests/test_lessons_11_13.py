@@ -292,3 +292,8 @@ def test_quick_runs_report_lesson_10s_numbers(tmp_path):
         assert judge["dataset"] == "digits" and len(judge["samples"]["class_fractions"]) == 10
         assert all(math.isfinite(judge["samples"][k]) for k in ("frechet_distance", "precision", "recall"))
         assert np.load(tmp_path / name / "samples.npy").shape == (1000, 1, 32, 32)
+        # the history reads the judge at every grid: 32x32 samples (12's early stages enlarged)
+        # cropped to the judge's 28x28, so its readings are numbers, not a shape error
+        history = mg.io.load(tmp_path / name / "checkpoint.npz")["history"]
+        for key in ("coverage", "precision", "recall", "cosine", "pixel_std"):
+            assert len(history[key]) == record["steps"] and all(map(math.isfinite, history[key])), (name, key)
