@@ -23,11 +23,11 @@ What you will see:
      and a column one style drawn in every class.
 
 Run it:
-    python lessons/09_conditional.py                              # about 7 minutes on a 2-core CPU
+    python lessons/09_conditional.py                              # about 8 minutes on a 2-core CPU
     python lessons/09_conditional.py --dataset shapes             # circles and squares, 32x32 RGB
     python lessons/09_conditional.py --discriminator acgan        # or projection
     python lessons/09_conditional.py --dataset mnist --data-root DIR   # real MNIST
-    python lessons/09_conditional.py --steps 3000 --resume        # continue a finished run
+    python lessons/09_conditional.py --steps 5000 --resume        # continue a finished run
 
 Outputs in runs/09_conditional/: samples_<step>.png (a row per class from fixed noise),
 samples_final.png, history.png (losses, D's scores, and the judge's agreement over training),
@@ -202,9 +202,14 @@ def plot_history(history, evals, path):
                     color=line.get_color(), linewidth=1.5, label=key)
         ax.set_title(title)
         ax.legend(fontsize="small")
-    axes[2].plot([e["step"] for e in evals], [e["agreement"] for e in evals], marker="o")
+    axes[2].plot([e["step"] for e in evals], [e["agreement"] for e in evals], marker="o",
+                 label="agreement: the judge reads the class asked for")
+    for key in ("precision", "recall"):  # the run's diversity readings (Run.track_diversity)
+        if history.get(key):
+            axes[2].plot(history["step"], history[key], linewidth=1.2, label=key)
     axes[2].set_ylim(0, 1.02)
-    axes[2].set_title("the judge reads the requested class (fraction of samples)")
+    axes[2].set_title("the judge on samples from fixed noise (fraction of samples)")
+    axes[2].legend(fontsize="small")
     axes[2].set_xlabel("step")
     for ax in axes:
         ax.grid(alpha=0.3)
@@ -244,7 +249,7 @@ def _write_json(value, path):
 
 # --- the lesson ---------------------------------------------------------------------------------
 def main(argv=None):
-    parser = lesson_parser("09_conditional", __doc__, steps=2000, batch_size=64, quick_steps=3,
+    parser = lesson_parser("09_conditional", __doc__, steps=3500, batch_size=64, quick_steps=3,
                            datasets=DATASET_CHOICES + ("shapes",))
     parser.add_argument("--discriminator", choices=VARIANTS, default="channels",
                         help="how D is told the class (default channels)")
@@ -273,6 +278,10 @@ def main(argv=None):
     opt_d = optim.Adam(D.parameters(), lr=LR_D, betas=BETAS)
     batches = forever(data, args.batch_size)
     models, optimizers, streams = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}, {"real": batches}
+    # The history reads the same 500 samples' diversity at every grid (precision, recall, classes
+    # covered), with this lesson's judge (--quick trains a small one).
+    run.judge = judge
+    run.track_diversity(G, generator_input(eval_z, eval_labels, classes))
     start = run.resume(models, optimizers, streams)
 
     def evaluate(step):

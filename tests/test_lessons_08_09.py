@@ -61,6 +61,10 @@ def test_09_quick_writes_a_class_grid_and_the_agreement(tmp_path, flags, channel
     labels = np.load(tmp_path / "labels.npy")
     assert np.bincount(labels).tolist() == [1000 // classes] * classes
     assert "reads the requested class" in result.stdout
+    history = mg.io.load(tmp_path / "checkpoint.npz")["history"]  # what the judge sees, over training
+    for name in ("coverage", "precision", "recall", "cosine", "pixel_std"):
+        assert len(history[name]) == 3 and all(np.isfinite(history[name])), name
+    assert 1 <= min(history["coverage"]) <= max(history["coverage"]) <= classes
 
 
 # --- exact resume -------------------------------------------------------------------------------
