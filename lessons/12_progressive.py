@@ -40,9 +40,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import minigan as mg
-from minigan import F, classifier, io, nn, optim, viz
-from minigan.data import ImageDataset, forever, load_dataset, to_tanh_range
-from minigan.experiment import Run, fork_rng, generate, lesson_parser, positive_int
+from minigan import F, io, nn, optim, viz
+from minigan.data import ImageDataset, forever, to_tanh_range
+from minigan.experiment import Run, generate, lesson_judge, lesson_parser, positive_int, seeded_noise
 from minigan.metrics import RealReference, compare_to_real
 
 LATENT = 128
@@ -234,18 +234,6 @@ def pad_to_32(data):
     return ImageDataset(images, data.labels, data.classes, name=data.name)
 
 
-def load_judge(args, data):
-    """Lesson 10's classifier for the dataset, and its test images. --quick trains a small judge
-    in seconds (not cached). Either way in a fork of the random numbers, so that training draws
-    the same numbers with the judge as without it."""
-    test = load_dataset(data.name, args.data_root, train=False)
-    with fork_rng():
-        if args.quick:
-            train = load_dataset(data.name, args.data_root).first(1000)
-            return classifier.train_classifier(train, test.first(200), epochs=1), test
-        return classifier.load_or_train(data.name, root=args.data_root), test
-
-
 def judge_scores(judge, test, data, samples):
     """Lesson 10's readings of the samples (cropped back to 28x28) against the test images,
     and of as many training images, the floor."""
@@ -320,14 +308,9 @@ def main(argv=None):
     models, optimizers, streams = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}, {"real": batches}
     # At every grid the history reads what the judge sees in 500 samples, enlarged to 32x32 at
     # the early stages (and cropped to 28x28 for the judge): classes covered, precision, recall.
-    judge = test = None
-    if not args.no_judge:
-        judge, test = load_judge(args, data)
-        run.judge = judge
-    with fork_rng():
-        mg.manual_seed(args.seed + 1)
-        watched_z = mg.randn(500, LATENT)
-    run.track_diversity(G, watched_z, view=full_size)
+    judge, test = (None, None) if args.no_judge else lesson_judge(args, data.name)
+    run.judge = judge
+    run.track_diversity(G, seeded_noise(args.seed + 1, 500, LATENT), view=full_size)
     start = run.resume(models, optimizers, streams)
     if start and (int(G.stage.item()), float(G.alpha.item())) != schedule(start - 1, args.phase_steps):
         raise SystemExit(f"error: the checkpoint's stage {int(G.stage.item())} and alpha "

@@ -52,9 +52,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 import minigan as mg
-from minigan import F, classifier, io, nn, optim, viz
-from minigan.data import ImageDataset, forever, load_dataset, to_tanh_range
-from minigan.experiment import Run, fork_rng, generate, lesson_parser, update_ema
+from minigan import F, io, nn, optim, viz
+from minigan.data import ImageDataset, forever, to_tanh_range
+from minigan.experiment import Run, fork_rng, generate, lesson_judge, lesson_parser, seeded_noise, update_ema
 from minigan.metrics import RealReference, compare_to_real
 
 LATENT = W_DIM = 128
@@ -248,17 +248,6 @@ def pad_to_32(data):
     return ImageDataset(images, data.labels, data.classes, name=data.name)
 
 
-def load_judge(args, data):
-    """Lesson 10's classifier for the dataset, and its test images, in a fork of the random
-    numbers (training draws the same numbers with the judge as without it)."""
-    test = load_dataset(data.name, args.data_root, train=False)
-    with fork_rng():
-        if args.quick:  # seconds, not cached: for smoke tests
-            train = load_dataset(data.name, args.data_root).first(1000)
-            return classifier.train_classifier(train, test.first(200), epochs=1), test
-        return classifier.load_or_train(data.name, root=args.data_root), test
-
-
 def judge_scores(judge, reference, data, samples):
     """Lesson 10's readings of samples (cropped to 28x28) and of as many training images."""
     picked = np.sort(np.random.default_rng(0).choice(len(data), min(len(samples), len(data)), replace=False))
@@ -371,14 +360,9 @@ def main(argv=None):
     optimizers, streams = {"G": opt_g, "D": opt_d}, {"real": batches}
     # At every grid the history reads what the judge sees in 500 samples of G_ema (cropped to
     # 28x28 for it): classes covered, precision, recall.
-    judge = test = None
-    if not args.no_judge:
-        judge, test = load_judge(args, data)
-        run.judge = judge
-    with fork_rng():
-        mg.manual_seed(args.seed + 1)
-        watched_z = mg.randn(500, LATENT)
-    run.track_diversity(G_ema, watched_z)
+    judge, test = (None, None) if args.no_judge else lesson_judge(args, data.name)
+    run.judge = judge
+    run.track_diversity(G_ema, seeded_noise(args.seed + 1, 500, LATENT))
     start = run.resume(models, optimizers, streams)
     last_r1 = run.history["r1"][-1] if start else 0.0  # logged at every step, measured every 4th
 

@@ -50,7 +50,7 @@ import time
 
 import numpy as np
 
-from . import cat, classifier, get_rng_state, io, no_grad, randn, set_rng_state, viz
+from . import cat, classifier, get_rng_state, io, manual_seed, no_grad, randn, set_rng_state, viz
 from .data import load_dataset, to_tanh_range
 from .gan import EMA_HALF_LIFE, EMA_RAMP, dcgan_generator, dcgan_init, update_ema  # noqa: F401 (passed on)
 from .metrics import (RealReference, class_coverage, compare_to_real, mean_pairwise_cosine,
@@ -179,6 +179,28 @@ def fork_rng():
         yield
     finally:
         set_rng_state(state)
+
+
+def seeded_noise(seed, *shape):
+    """Standard normal noise of ``shape`` from its own ``seed``, leaving minigan's RNG where it
+    was: fixed samples to watch during a run that do not shift the numbers training draws."""
+    with fork_rng():
+        manual_seed(seed)
+        return randn(*shape)
+
+
+def lesson_judge(args, dataset):
+    """Lesson 10's classifier for ``dataset`` and that dataset's test images, for a lesson that
+    judges its own samples: read from the cache (trained the first time), or under --quick a
+    small one trained in seconds on 1,000 images and never cached. Either way in a fork of the
+    RNG (building and training a network draw random numbers), so training goes the same with
+    the judge as without it."""
+    test = load_dataset(dataset, root=args.data_root, train=False)
+    with fork_rng():
+        if args.quick:
+            train = load_dataset(dataset, root=args.data_root).first(1000)
+            return classifier.train_classifier(train, test.first(200), epochs=1), test
+        return classifier.load_or_train(dataset, root=args.data_root), test
 
 
 # --- one run ------------------------------------------------------------------------------------

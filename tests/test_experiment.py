@@ -427,6 +427,19 @@ def test_loading_the_judge_leaves_the_rng_where_it_was(tmp_path, monkeypatch):
     experiment.judge_for.cache_clear()
 
 
+def test_seeded_noise_comes_from_its_own_seed_and_leaves_the_rng_alone():
+    from minigan.experiment import seeded_noise
+
+    mg.manual_seed(3)
+    expected_next = mg.randn(4).numpy()
+    mg.manual_seed(11)
+    expected_noise = mg.randn(5, 2).numpy()
+    mg.manual_seed(3)
+    noise = seeded_noise(11, 5, 2)
+    np.testing.assert_array_equal(noise.numpy(), expected_noise)
+    np.testing.assert_array_equal(mg.randn(4).numpy(), expected_next)
+
+
 def test_centre_crop_keeps_the_middle_of_larger_images_only():
     from minigan.experiment import centre_crop
 
