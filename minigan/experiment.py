@@ -37,7 +37,9 @@ weights, history, samples and metrics.
 The module also passes on what several lessons build the same way (from ``minigan.gan``):
 ``dcgan_init`` (the DCGAN paper's initialisation), ``dcgan_generator`` (lesson 04's generator
 at any width) and ``update_ema`` (a moving average of a generator's weights); and it holds
-``fork_rng`` (for measurements that must not disturb the training's random numbers).
+``fork_rng`` (for measurements that must not disturb the training's random numbers),
+``seeded_noise`` (fixed noise from a seed of its own) and ``lesson_judge`` (the judge and test
+images for a lesson that scores its own samples, as lessons 12 and 13 do).
 """
 import argparse
 import contextlib
@@ -227,7 +229,7 @@ class Run:
         self.bar = None
         self.tracked = None   # (G, noise, image_shape, every, view) once track_diversity is called
         self.readings = {}    # the last diversity readings, logged at every step
-        self.judge = None     # lesson 10's classifier, loaded at the first reading
+        self.judge = None     # lesson 10's classifier, loaded at the first reading (or set by the lesson)
         self.real_features = None
 
     def load_dataset(self):
