@@ -7,6 +7,8 @@ accepted as in PyTorch and checked against the backend ("cpu" on NumPy, "cuda" o
     >>> mg.zeros(2, 3).shape
     (2, 3)
 """
+import contextlib
+
 from . import backend
 from .autograd import Tensor
 from .backend import xp
@@ -84,3 +86,25 @@ def randint(low, high=None, size=None, dtype=None, device=None):
 def arange(*args, dtype=None, device=None):
     backend.check_device(device, "arange")
     return Tensor(xp.arange(*args, dtype=dtype))
+
+
+@contextlib.contextmanager
+def fork_rng():
+    """Draw from minigan's RNG inside the block; afterwards it is back where it was.
+
+    For measurements taken during training (a histogram of gradient norms, say): the training
+    after the block draws the same numbers whether the measurement ran or not, so a run stopped
+    and resumed at another step than an uninterrupted one still matches it."""
+    state = backend.get_rng_state()
+    try:
+        yield
+    finally:
+        backend.set_rng_state(state)
+
+
+def seeded_noise(seed, *shape):
+    """Standard normal noise of ``shape`` from its own ``seed``, leaving minigan's RNG where it
+    was: fixed samples to watch during a run that do not shift the numbers training draws."""
+    with fork_rng():
+        backend.manual_seed(seed)
+        return randn(*shape)

@@ -36,13 +36,12 @@ weights, history, samples and metrics.
 
 The module also passes on what several lessons build the same way (from ``minigan.gan``):
 ``dcgan_init`` (the DCGAN paper's initialisation), ``dcgan_generator`` (lesson 04's generator
-at any width) and ``update_ema`` (a moving average of a generator's weights); and it holds
-``fork_rng`` (for measurements that must not disturb the training's random numbers),
-``seeded_noise`` (fixed noise from a seed of its own) and ``lesson_judge`` (the judge and test
-images for a lesson that scores its own samples, as lessons 12 and 13 do).
+at any width) and ``update_ema`` (a moving average of a generator's weights); from
+``minigan.creation``, ``fork_rng`` (for measurements that must not disturb the training's
+random numbers) and ``seeded_noise`` (fixed noise from a seed of its own); and it holds
+``lesson_judge`` (the judge and test images for a lesson that scores its own samples).
 """
 import argparse
-import contextlib
 import functools
 import json
 import math
@@ -52,7 +51,8 @@ import time
 
 import numpy as np
 
-from . import cat, classifier, get_rng_state, io, manual_seed, no_grad, randn, set_rng_state, viz
+from . import cat, classifier, io, no_grad, randn, viz
+from .creation import fork_rng, seeded_noise  # noqa: F401 (passed on)
 from .data import load_dataset, to_tanh_range
 from .gan import EMA_HALF_LIFE, EMA_RAMP, dcgan_generator, dcgan_init, update_ema  # noqa: F401 (passed on)
 from .metrics import (RealReference, class_coverage, compare_to_real, mean_pairwise_cosine,
@@ -167,28 +167,6 @@ def test_reference(judge, dataset, root=None):
     """The real test images of ``dataset`` as ``judge`` sees them, prepared once per process
     (the runs of lesson 05 share it)."""
     return RealReference(judge, load_dataset(dataset, root=root, train=False).images)
-
-
-@contextlib.contextmanager
-def fork_rng():
-    """Draw from minigan's RNG inside the block; afterwards it is back where it was.
-
-    For measurements taken during training (a histogram of gradient norms, say): the training
-    after the block draws the same numbers whether the measurement ran or not, so a run stopped
-    and resumed at another step than an uninterrupted one still matches it."""
-    state = get_rng_state()
-    try:
-        yield
-    finally:
-        set_rng_state(state)
-
-
-def seeded_noise(seed, *shape):
-    """Standard normal noise of ``shape`` from its own ``seed``, leaving minigan's RNG where it
-    was: fixed samples to watch during a run that do not shift the numbers training draws."""
-    with fork_rng():
-        manual_seed(seed)
-        return randn(*shape)
 
 
 def lesson_judge(args, dataset):
@@ -344,15 +322,12 @@ class Run:
           cosine, pixel_std            mean pairwise cosine and per-pixel spread of the
                                        samples (no judge needed; see minigan.metrics).
 
-        ``view``, if given, turns G's output into the images to read (lesson 12 enlarges a
-        low-resolution stage to full size). Images larger than the judge's input are cropped
-        to it about their centre for the judge (lessons 12 and 13 pad 28x28 digits to 32x32);
-        cosine and spread read them whole. The judge is trained on the dataset's training
-        images the first time (about a minute; then read from the cache), unless the lesson
-        has set ``run.judge`` itself; with ``--no-judge`` only cosine and pixel_std are read.
-        Reading leaves the random number generator as it was (a generator that draws noise
-        of its own, like StyleGAN's, draws it in a fork), so training goes exactly as without
-        it."""
+        ``view``, if given, turns G's output into the images read (lesson 12 enlarges its
+        early stages); the judge reads their centre at its input size (12 and 13 pad digits
+        to 32x32), cosine and spread the whole. The judge is trained the first time (about a
+        minute; then cached) unless the lesson set ``run.judge``; with ``--no-judge`` only
+        cosine and pixel_std are read. Samples are drawn in a fork of the RNG (StyleGAN's G
+        draws noise), so training goes exactly as without the readings."""
         self.tracked = (G, noise, image_shape, every or self.sample_every, view)
 
     def uses_judge(self):
