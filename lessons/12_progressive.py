@@ -43,7 +43,7 @@ import minigan as mg
 from minigan import F, io, nn, optim, viz
 from minigan.data import ImageDataset, forever, to_tanh_range
 from minigan.experiment import Run, generate, lesson_judge, lesson_parser, positive_int, seeded_noise
-from minigan.metrics import RealReference, compare_to_real
+from minigan.metrics import compare_to_real
 
 LATENT = 128
 SIDES = (4, 8, 16, 32)
@@ -234,16 +234,6 @@ def pad_to_32(data):
     return ImageDataset(images, data.labels, data.classes, name=data.name)
 
 
-def judge_scores(judge, test, data, samples):
-    """Lesson 10's readings of the samples (cropped back to 28x28) against the test images,
-    and of as many training images, the floor."""
-    reference = RealReference(judge, test.images)
-    picked = np.sort(np.random.default_rng(0).choice(len(data), min(len(samples), len(data)), replace=False))
-    return {"dataset": data.name, "classifier_accuracy": judge.accuracy, "neighbours": reference.k,
-            "samples": reference.score(samples[:, :, 2:30, 2:30]),
-            "real": reference.score(data.images[picked, :, 2:30, 2:30])}
-
-
 # --- pictures -------------------------------------------------------------------------------------
 
 def plot_growth(snapshots, path):
@@ -308,8 +298,7 @@ def main(argv=None):
     models, optimizers, streams = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}, {"real": batches}
     # At every grid the history reads what the judge sees in 500 samples, enlarged to 32x32 at
     # the early stages (and cropped to 28x28 for the judge): classes covered, precision, recall.
-    judge, test = (None, None) if args.no_judge else lesson_judge(args, data.name)
-    run.judge = judge
+    run.judge = None if args.no_judge else lesson_judge(args, data.name)
     run.track_diversity(G, seeded_noise(args.seed + 1, 500, LATENT), view=full_size)
     start = run.resume(models, optimizers, streams)
     if start and (int(G.stage.item()), float(G.alpha.item())) != schedule(start - 1, args.phase_steps):
@@ -367,8 +356,8 @@ def main(argv=None):
     metrics = {"phase_steps": args.phase_steps, "final_side": int(SIDES[int(G.stage.item())])}
     if np.isfinite(samples).all():
         metrics.update(compare_to_real(samples, to_tanh_range(data.images[:1000])))
-        if judge is not None:
-            metrics["judge"] = judge_scores(judge, test, data, samples)
+        if run.judge is not None:  # read by their centre, 28x28, against the test digits
+            metrics["judge"] = run.judge_scores(samples, run.dataset)
     record = run.finish(grid, samples, metrics=metrics, plot=False)
     if "judge" in record:
         fake, real = record["judge"]["samples"], record["judge"]["real"]

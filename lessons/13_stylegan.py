@@ -55,7 +55,7 @@ import minigan as mg
 from minigan import F, io, nn, optim, viz
 from minigan.data import ImageDataset, forever, to_tanh_range
 from minigan.experiment import Run, fork_rng, generate, lesson_judge, lesson_parser, seeded_noise, update_ema
-from minigan.metrics import RealReference, compare_to_real
+from minigan.metrics import compare_to_real
 
 LATENT = W_DIM = 128
 MAPPING_LAYERS = 4
@@ -248,14 +248,6 @@ def pad_to_32(data):
     return ImageDataset(images, data.labels, data.classes, name=data.name)
 
 
-def judge_scores(judge, reference, data, samples):
-    """Lesson 10's readings of samples (cropped to 28x28) and of as many training images."""
-    picked = np.sort(np.random.default_rng(0).choice(len(data), min(len(samples), len(data)), replace=False))
-    return {"dataset": data.name, "classifier_accuracy": judge.accuracy, "neighbours": reference.k,
-            "samples": reference.score(samples[:, :, 2:30, 2:30]),
-            "real": reference.score(data.images[picked, :, 2:30, 2:30])}
-
-
 # --- figures ------------------------------------------------------------------------------------
 
 def fixed_noises(n, seed):
@@ -360,8 +352,7 @@ def main(argv=None):
     optimizers, streams = {"G": opt_g, "D": opt_d}, {"real": batches}
     # At every grid the history reads what the judge sees in 500 samples of G_ema (cropped to
     # 28x28 for it): classes covered, precision, recall.
-    judge, test = (None, None) if args.no_judge else lesson_judge(args, data.name)
-    run.judge = judge
+    run.judge = None if args.no_judge else lesson_judge(args, data.name)
     run.track_diversity(G_ema, seeded_noise(args.seed + 1, 500, LATENT))
     start = run.resume(models, optimizers, streams)
     last_r1 = run.history["r1"][-1] if start else 0.0  # logged at every step, measured every 4th
@@ -401,11 +392,10 @@ def main(argv=None):
         samples[name] = generate(model, mg.randn(1000, LATENT)).numpy()
     if np.isfinite(samples["ema"]).all():
         metrics.update(compare_to_real(samples["ema"], to_tanh_range(data.images[:1000])))
-        if judge is not None:
-            reference = RealReference(judge, test.images)
-            metrics["judge"] = judge_scores(judge, reference, data, samples["ema"])
+        if run.judge is not None:  # read by their centre, 28x28, against the test digits
+            metrics["judge"] = run.judge_scores(samples["ema"], run.dataset)
             if np.isfinite(samples["raw"]).all():  # the same measures for the raw G's samples
-                metrics["judge_raw_G"] = judge_scores(judge, reference, data, samples["raw"])["samples"]
+                metrics["judge_raw_G"] = run.judge_scores(samples["raw"], run.dataset)["samples"]
     grid = generate(G_ema, fixed_z).numpy()
     record = run.finish(grid, samples["ema"], metrics=metrics, plot=False)
     if "judge" in record:

@@ -39,7 +39,7 @@ The module also passes on what several lessons build the same way (from ``miniga
 at any width) and ``update_ema`` (a moving average of a generator's weights); from
 ``minigan.creation``, ``fork_rng`` (for measurements that must not disturb the training's
 random numbers) and ``seeded_noise`` (fixed noise from a seed of its own); and it holds
-``lesson_judge`` (the judge and test images for a lesson that scores its own samples).
+``lesson_judge`` (the judge for a lesson that loads it up front).
 """
 import argparse
 import functools
@@ -170,17 +170,16 @@ def test_reference(judge, dataset, root=None):
 
 
 def lesson_judge(args, dataset):
-    """Lesson 10's classifier for ``dataset`` and that dataset's test images, for a lesson that
-    judges its own samples: read from the cache (trained the first time), or under --quick a
-    small one trained in seconds on 1,000 images and never cached. Either way in a fork of the
-    RNG (building and training a network draw random numbers), so training goes the same with
-    the judge as without it."""
-    test = load_dataset(dataset, root=args.data_root, train=False)
+    """Lesson 10's classifier for ``dataset``, for a lesson that sets ``run.judge`` itself: read
+    from the cache (trained the first time), or under --quick a small one trained in seconds
+    on 1,000 images and never cached. Either way in a fork of the RNG (building and training a
+    network draw random numbers), so training goes the same with the judge as without it."""
     with fork_rng():
         if args.quick:
             train = load_dataset(dataset, root=args.data_root).first(1000)
-            return classifier.train_classifier(train, test.first(200), epochs=1), test
-        return classifier.load_or_train(dataset, root=args.data_root), test
+            test = load_dataset(dataset, root=args.data_root, train=False).first(200)
+            return classifier.train_classifier(train, test, epochs=1)
+        return classifier.load_or_train(dataset, root=args.data_root)
 
 
 # --- one run ------------------------------------------------------------------------------------
@@ -412,14 +411,16 @@ class Run:
     def judge_scores(self, samples, data):
         """Lesson 10's readings of ``samples`` against the real test images, and of as many
         real training images (drawn at random, the same ones every run): the floor, the best
-        any generator can reach at this sample count."""
+        any generator can reach at this sample count. Images larger than the judge's input
+        are read by their centre (lessons 12 and 13 pad digits to 32x32)."""
         judge = self.load_judge()
+        side = judge.input_shape[-2:]
         reference = test_reference(judge, data.name, self.args.data_root)
         picked = np.random.default_rng(0).choice(len(data), min(len(samples), len(data)),
                                                  replace=False)
         return {"dataset": data.name, "classifier_accuracy": judge.accuracy,
-                "neighbours": reference.k, "samples": reference.score(samples),
-                "real": reference.score(data.images[np.sort(picked)])}
+                "neighbours": reference.k, "samples": reference.score(centre_crop(samples, side)),
+                "real": reference.score(centre_crop(data.images[np.sort(picked)], side))}
 
     def finish(self, final_grid, samples, metrics=None, plot=True):
         """Write samples_final.png, samples.npy (float32 in [-1, 1]), history.png and
