@@ -44,7 +44,7 @@ from matplotlib.figure import Figure
 import minigan as mg
 from minigan import F, classifier, io, nn, optim, viz
 from minigan.data import ImageDataset, Shapes, forever, load_dataset, to_tanh_range
-from minigan.experiment import Run, dcgan_init, fork_rng, generate, lesson_parser, positive_int
+from minigan.experiment import Run, dcgan_init, fork_rng, generate, lesson_parser, positive_int, seeded_noise
 from minigan.metrics import RealReference, compare_to_real
 
 LATENT = 100
@@ -349,6 +349,15 @@ def main(argv=None):
     opt_d = optim.Adam(D.parameters(), lr=2e-4, betas=(0.5, 0.999))
     batches = forever(data, args.batch_size)
     models, optimizers, streams = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}, {"real": batches}
+    # At every grid the history reads what the judge sees in 500 samples from fixed noise (as it
+    # reads them: 64x64 averaged down, grey ones cropped): kinds covered, precision, recall. The
+    # judge is loaded (or trained) up front in a fork of the RNG, so training goes as without it.
+    judged = not args.no_judge
+    if judged:
+        with fork_rng():
+            run.judge = load_judge(args)
+    run.track_diversity(G, seeded_noise(args.seed + 1, 500, LATENT, 1, 1),
+                        view=lambda images: judge_view(io.as_numpy(images), grey))
     start = run.resume(models, optimizers, streams)
 
     if not start:
@@ -384,8 +393,7 @@ def main(argv=None):
             run.save_grid(generate(G, fixed_z), step)
             run.save_checkpoint(step + 1, models, optimizers, streams)
 
-    judged = not args.no_judge
-    judge, test = (load_judge(args), load_data(run, args, train=False)) if judged else (None, None)
+    judge, test = (run.judge, load_data(run, args, train=False)) if judged else (None, None)
 
     def compare(samples, real):
         """lesson 10's readings, the colours, and the checkerboard, beside the real images'"""

@@ -286,7 +286,7 @@ def main(argv=None):
         args.steps = (2 * len(SIDES) - 1) * args.phase_steps
     run = Run(args, sample_every=args.phase_steps)
     mg.manual_seed(args.seed)
-    data = pad_to_32(run.load_dataset())
+    run.dataset = data = pad_to_32(run.load_dataset())  # what the readings compare with, as G draws it
     fixed_z = mg.randn(64, LATENT)
 
     G = Generator(CHANNELS, data.channels)

@@ -321,9 +321,10 @@ class Run:
           cosine, pixel_std            mean pairwise cosine and per-pixel spread of the
                                        samples (no judge needed; see minigan.metrics).
 
-        ``view``, if given, turns G's output into the images read (lesson 12 enlarges its
-        early stages); the judge reads their centre at its input size (12 and 13 pad digits
-        to 32x32), cosine and spread the whole. The judge is trained the first time (about a
+        ``view``, if given, turns G's output and the real images alike into the images read
+        (lesson 12 enlarges its early stages, lesson 11 averages 64x64 down to its judge's
+        32x32); the judge reads their centre at its input size (12 and 13 pad digits to
+        32x32), cosine and spread the whole. The judge is trained the first time (about a
         minute; then cached) unless the lesson set ``run.judge``; with ``--no-judge`` only
         cosine and pixel_std are read. Samples are drawn in a fork of the RNG (StyleGAN's G
         draws noise), so training goes exactly as without the readings."""
@@ -354,7 +355,8 @@ class Run:
             judge = self.load_judge()
             side = judge.input_shape[-2:]
             if self.real_features is None:
-                self.real_features = judge.features(centre_crop(self.dataset.images[:len(samples)], side))
+                real = io.as_numpy(self.dataset.images[:len(samples)])
+                self.real_features = judge.features(centre_crop(real if view is None else view(real), side))
             seen = centre_crop(samples, side)
             features, predicted = judge.features(seen), judge.predict(seen)
             precision, recall = precision_recall(self.real_features, features)
@@ -404,7 +406,7 @@ class Run:
         if np.isfinite(samples).all():
             real = to_tanh_range(data.images[:FINAL_SAMPLES])
             metrics.update(compare(samples, real))
-            if self.uses_judge():
+            if self.uses_judge() and "judge" not in metrics:  # a lesson's compare may score them itself
                 metrics["judge"] = self.judge_scores(samples, data)
         return grid, samples, self.finish(grid, samples, metrics=metrics, plot=plot)
 

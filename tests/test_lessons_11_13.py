@@ -85,6 +85,11 @@ def test_11_quick_64x64_run_writes_the_colour_and_checkerboard_figures(tmp_path)
     assert record["judge"]["samples"]["coverage"] >= 0 and len(record["judge"]["real"]["class_fractions"]) == 12
     samples = np.load(tmp_path / "samples.npy")
     assert samples.shape == (1000, 3, 64, 64)
+    # the history reads the judge at every grid, on the 64x64 samples averaged down to its 32x32
+    history = mg.io.load(tmp_path / "checkpoint.npz")["history"]
+    for key in ("coverage", "precision", "recall", "cosine", "pixel_std"):
+        assert len(history[key]) == record["steps"] and all(map(math.isfinite, history[key])), key
+    assert 0 <= min(history["coverage"]) and max(history["coverage"]) <= 12
 
 
 # --- 12: progressive growing ----------------------------------------------------------------------
