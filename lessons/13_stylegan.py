@@ -38,7 +38,7 @@ and w_avg (a buffer of both generators), so --resume continues exactly.
 Run it:
     python lessons/13_stylegan.py                           # about 12 minutes on a 2-core CPU
     python lessons/13_stylegan.py --dataset mnist           # real MNIST (downloaded once, or --data-root DIR)
-    python lessons/13_stylegan.py --steps 6000 --resume     # twice as long: see what it adds
+    python lessons/13_stylegan.py --steps 5000 --resume     # twice as long: see what it adds
 
 Outputs in runs/13_stylegan/: samples_<step>.png (from the EMA generator), samples_final.png,
 style_mixing.png, truncation.png, noise.png, ema.png, history.png, metrics.json,
@@ -334,7 +334,7 @@ def draw_figures(G, G_raw, fixed_z, out):
 
 
 def main(argv=None):
-    parser = lesson_parser("13_stylegan", __doc__, steps=3000, batch_size=16, quick_steps=4)
+    parser = lesson_parser("13_stylegan", __doc__, steps=2500, batch_size=16, quick_steps=4)
     args = parser.parse_args(argv)
     run = Run(args, sample_every=500 if args.steps >= 1500 else None)
     mg.manual_seed(args.seed)
