@@ -81,7 +81,10 @@ def load_data(run, args, train=True):
             run.dataset = data
         return data
     data = pad_to_32(run.load_dataset() if train else load_dataset(args.dataset, args.data_root, train=False))
-    return enlarge(data, args.image_size // 32) if args.image_size > 32 else data
+    data = enlarge(data, args.image_size // 32) if args.image_size > 32 else data
+    if train:
+        run.dataset = data  # the run's readings compare G's images with these, as G draws them
+    return data
 
 
 # --- the two networks -----------------------------------------------------------------------------

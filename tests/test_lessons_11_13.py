@@ -92,6 +92,30 @@ def test_11_quick_64x64_run_writes_the_colour_and_checkerboard_figures(tmp_path)
     assert 0 <= min(history["coverage"]) and max(history["coverage"]) <= 12
 
 
+def test_11_quick_grey_run_reads_the_padded_images_the_judge_sees(tmp_path):
+    """A grey dataset (here Fashion-MNIST's files, filled with built-in digits) is padded to 32x32
+    and enlarged to 64x64 for G; the history's readings take the real images the same way as G's
+    (averaged down, cropped to the judge's 28x28), so they are numbers, not a shape error."""
+    from test_lessons_slow import write_idx
+    from minigan.data.digits import generate_digits
+
+    folder = tmp_path / "data" / "fashion-mnist"
+    folder.mkdir(parents=True)
+    for prefix, n, seed in (("train", 1000, 5), ("t10k", 200, 6)):  # 1,000: the final comparison's count
+        images, labels = generate_digits(n, seed=seed)
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    out = tmp_path / "run"
+    run_lesson("11_dcgan_color", out, "--quick", "--dataset", "fashion-mnist", "--data-root",
+               str(tmp_path / "data"), "--image-size", "64", "--ngf", "4", "--ndf", "4")
+    record = json.loads((out / "metrics.json").read_text())
+    assert record["dataset"] == "fashion-mnist" and len(record["judge"]["real"]["class_fractions"]) == 10
+    history = mg.io.load(out / "checkpoint.npz")["history"]
+    for key in ("coverage", "precision", "recall", "cosine", "pixel_std"):
+        assert len(history[key]) == record["steps"] and all(map(math.isfinite, history[key])), key
+    assert 1 <= min(history["coverage"]) and max(history["coverage"]) <= 10
+
+
 # --- 12: progressive growing ----------------------------------------------------------------------
 def test_12_schedule_grows_through_every_side_with_fades():
     phase = 4
