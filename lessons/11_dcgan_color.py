@@ -20,8 +20,9 @@ What you will see:
      --upsample resize trains the resize-convolution generator instead;
   4. lesson 10's measurements of the final samples: a classifier of the 12 kinds of shape
      (trained once and cached, like lesson 10's judge) reads coverage, precision, recall and
-     the Fréchet distance; the colour histograms say what it does not (it is trained to ignore
-     colour).
+     the Fréchet distance, and history.png its coverage, precision and recall at every grid
+     (500 samples from fixed noise); the colour histograms say what it does not (it is trained
+     to ignore colour).
 
 Run it:
     python lessons/11_dcgan_color.py                          # 32x32 shapes, about 10 minutes on a 2-core CPU
