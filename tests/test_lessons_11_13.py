@@ -96,15 +96,9 @@ def test_11_quick_grey_run_reads_the_padded_images_the_judge_sees(tmp_path):
     """A grey dataset (here Fashion-MNIST's files, filled with built-in digits) is padded to 32x32
     and enlarged to 64x64 for G; the history's readings take the real images the same way as G's
     (averaged down, cropped to the judge's 28x28), so they are numbers, not a shape error."""
-    from test_lessons_slow import write_idx
-    from minigan.data.digits import generate_digits
+    from test_lessons_slow import write_digit_files
 
-    folder = tmp_path / "data" / "fashion-mnist"
-    folder.mkdir(parents=True)
-    for prefix, n, seed in (("train", 1000, 5), ("t10k", 200, 6)):  # 1,000: the final comparison's count
-        images, labels = generate_digits(n, seed=seed)
-        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
-        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    write_digit_files(tmp_path / "data" / "fashion-mnist", 1000, 200)  # 1,000: the final comparison's count
     out = tmp_path / "run"
     run_lesson("11_dcgan_color", out, "--quick", "--dataset", "fashion-mnist", "--data-root",
                str(tmp_path / "data"), "--image-size", "64", "--ngf", "4", "--ndf", "4")

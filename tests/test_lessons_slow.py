@@ -30,15 +30,19 @@ def write_idx(path, array):
         f.write(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
 
 
-@pytest.fixture(scope="module")
-def mnist_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    folder = root / "mnist"
-    folder.mkdir()
-    for prefix, n, seed in (("train", 3000, 5), ("t10k", 600, 6)):
+def write_digit_files(folder, train, test):
+    """MNIST's four files in ``folder``, holding ``train`` and ``test`` built-in digits."""
+    folder.mkdir(parents=True)
+    for prefix, n, seed in (("train", train, 5), ("t10k", test, 6)):
         images, labels = generate_digits(n, seed=seed)
         write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
         write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+
+
+@pytest.fixture(scope="module")
+def mnist_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_digit_files(root / "mnist", 3000, 600)
     return root
 
 
