@@ -34,14 +34,15 @@ it), minigan's RNG and the history, so ``--resume`` continues bit for bit where 
 a run of N steps, or one stopped at any checkpoint and resumed to N, ends with the same
 weights, history, samples and metrics.
 
-The module also passes on what several lessons build the same way (from ``minigan.gan``):
+The flags come from ``minigan.flags`` (``lesson_parser``, ``positive_int``, ``non_negative_int``,
+``DATASET_CHOICES``), passed on here. The module also passes on what several lessons build the
+same way (from ``minigan.gan``):
 ``dcgan_init`` (the DCGAN paper's initialisation), ``dcgan_generator`` (lesson 04's generator
 at any width) and ``update_ema`` (a moving average of a generator's weights); from
 ``minigan.creation``, ``fork_rng`` (for measurements that must not disturb the training's
 random numbers) and ``seeded_noise`` (fixed noise from a seed of its own); and it holds
 ``lesson_judge`` (the judge for a lesson that loads it up front).
 """
-import argparse
 import functools
 import json
 import math
@@ -54,79 +55,15 @@ import numpy as np
 from . import cat, classifier, io, no_grad, randn, viz
 from .creation import fork_rng, seeded_noise  # noqa: F401 (passed on)
 from .data import load_dataset, to_tanh_range
+from .flags import DATASET_CHOICES, lesson_parser, non_negative_int, positive_int  # noqa: F401 (passed on)
 from .gan import EMA_HALF_LIFE, EMA_RAMP, dcgan_generator, dcgan_init, update_ema  # noqa: F401 (passed on)
 from .metrics import (RealReference, class_coverage, compare_to_real, mean_pairwise_cosine,
                       pixel_std, precision_recall)
 from .progress import progress
 
-DATASET_CHOICES = ("digits", "mnist", "fashion-mnist")
 FINAL_SAMPLES = 1000  # samples compared with as many real images at the end of a GAN lesson
 JUDGE_READINGS = ("coverage", "precision", "recall")  # track_diversity's readings by the judge
 SPREAD_READINGS = ("cosine", "pixel_std")             # ... and the two that need no judge
-
-
-# --- flags --------------------------------------------------------------------------------------
-def positive_int(text):
-    """argparse type: an integer >= 1 (--steps, --batch-size, ...)."""
-    return _int_at_least(text, 1, "a positive integer")
-
-
-def non_negative_int(text):
-    """argparse type: an integer >= 0 (--seed)."""
-    return _int_at_least(text, 0, "an integer >= 0")
-
-
-def _int_at_least(text, low, expected):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {value}")
-    return value
-
-
-class LessonParser(argparse.ArgumentParser):
-    """Resolves --steps after parsing: as given, else ``quick_steps`` under --quick, else the
-    lesson's default."""
-
-    def parse_args(self, args=None, namespace=None):
-        parsed = super().parse_args(args, namespace)
-        if parsed.steps is None:
-            parsed.steps = parsed.quick_steps if parsed.quick else parsed.default_steps
-        return parsed
-
-
-def lesson_parser(name, description, steps, batch_size, datasets=DATASET_CHOICES, quick_steps=12):
-    """The flags every GAN lesson takes; ``--quick`` runs ``quick_steps`` steps for smoke tests
-    (unless --steps is given too). ``datasets`` (None: no dataset flags) brings --dataset,
-    --data-root, --train-size and --no-judge. Counts must be positive and the seed >= 0: anything else is
-    an argparse error that names the flag and the value."""
-    parser = LessonParser(
-        prog=f"lessons/{name}.py", description=description,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--steps", type=positive_int, default=None,
-                        help=f"training steps in all, counted from the start of the run even "
-                             f"with --resume (default {steps})")
-    parser.add_argument("--batch-size", type=positive_int, default=batch_size,
-                        help=f"default {batch_size}")
-    if datasets:
-        parser.add_argument("--dataset", choices=datasets, default=datasets[0],
-                            help=f"default {datasets[0]} (built in, works offline)")
-        parser.add_argument("--data-root", default=None,
-                            help="folder with the MNIST files (default $MINIGAN_DATA or ~/.cache/minigan)")
-        parser.add_argument("--train-size", type=positive_int, default=None, metavar="N",
-                            help="train on the first N images of the dataset (default: all)")
-        parser.add_argument("--no-judge", action="store_true",
-                            help="read diversity by cosine and pixel spread only, without lesson "
-                                 "10's classifier (otherwise trained once per dataset, about a "
-                                 "minute, and cached)")
-    parser.add_argument("--out", default=os.path.join("runs", name), help="run directory")
-    parser.add_argument("--seed", type=non_negative_int, default=0)
-    parser.add_argument("--quick", action="store_true", help=f"{quick_steps} steps, for smoke tests")
-    parser.add_argument("--resume", action="store_true", help="continue from the run's checkpoint")
-    parser.set_defaults(quick_steps=quick_steps, default_steps=steps)
-    return parser
 
 
 # --- pieces several lessons share ---------------------------------------------------------------
