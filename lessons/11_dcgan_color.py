@@ -45,7 +45,8 @@ from matplotlib.figure import Figure
 import minigan as mg
 from minigan import F, classifier, io, nn, optim, viz
 from minigan.data import ImageDataset, Shapes, forever, load_dataset, to_tanh_range
-from minigan.experiment import Run, dcgan_init, fork_rng, generate, lesson_parser, positive_int, seeded_noise
+from minigan.experiment import (Run, dcgan_init, fork_rng, generate, lesson_judge, lesson_parser, positive_int,
+                               seeded_noise)
 from minigan.metrics import RealReference, compare_to_real
 
 LATENT = 100
@@ -285,16 +286,13 @@ def judge_view(images, grey):
     return images[:, :, 2:30, 2:30] if grey else images
 
 
-def load_judge(args):
+def load_judge(args, data):
     """For shapes: a classifier of the 12 kinds trained on 32x32 shapes, cached like lesson 10's
-    (a minute the first time); for the grey datasets, lesson 10's own. --quick trains a small one
-    in seconds and caches nothing."""
+    (a minute the first time); for the grey datasets, lesson 10's own for the dataset the run
+    really trains on (``experiment.lesson_judge``). --quick trains a small one in seconds and
+    caches nothing."""
     if args.dataset != "shapes":
-        train = load_dataset(args.dataset, args.data_root)  # the digits if MNIST is unavailable
-        if args.quick:
-            test = load_dataset(args.dataset, args.data_root, train=False)
-            return classifier.train_classifier(train.first(1000), test.first(200), epochs=1)
-        return classifier.load_or_train(train.name, root=args.data_root)
+        return lesson_judge(args, data.name)
     train = Shapes(1000 if args.quick else TRAIN_IMAGES, seed=0, kinds=KINDS, fills=FILLS)
     test = Shapes(200 if args.quick else TEST_IMAGES, seed=1, kinds=KINDS, fills=FILLS)
     if args.quick:
@@ -359,7 +357,7 @@ def main(argv=None):
     judged = not args.no_judge
     if judged:
         with fork_rng():
-            run.judge = load_judge(args)
+            run.judge = load_judge(args, data)
     run.track_diversity(G, seeded_noise(args.seed + 1, 500, LATENT, 1, 1),
                         view=lambda images: judge_view(io.as_numpy(images), grey))
     start = run.resume(models, optimizers, streams)
