@@ -59,12 +59,6 @@ JUDGE_SIZE = 32  # the judge reads 32x32 shapes (64x64 ones are averaged down) o
 
 # --- data -----------------------------------------------------------------------------------------
 
-def pad_to_32(data):
-    """28x28 grey images with a 2-pixel black border: 32x32, the side the generator doubles to."""
-    images = np.pad(data.images, ((0, 0), (0, 0), (2, 2), (2, 2)))
-    return ImageDataset(images, data.labels, data.classes, name=data.name)
-
-
 def enlarge(data, factor):
     """Each pixel repeated factor x factor times (a 32x32 grey image shown at 64x64)."""
     images = data.images.repeat(factor, axis=2).repeat(factor, axis=3)
@@ -82,7 +76,8 @@ def load_data(run, args, train=True):
         if train:
             run.dataset = data
         return data
-    data = pad_to_32(run.load_dataset() if train else load_dataset(args.dataset, args.data_root, train=False))
+    data = run.load_dataset() if train else load_dataset(args.dataset, args.data_root, train=False)
+    data = data.padded(2)  # 28x28 -> 32x32, the side the generator doubles to
     data = enlarge(data, args.image_size // 32) if args.image_size > 32 else data
     if train:
         run.dataset = data  # the run's readings compare G's images with these, as G draws them

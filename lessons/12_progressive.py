@@ -41,7 +41,7 @@ from matplotlib.figure import Figure
 
 import minigan as mg
 from minigan import F, io, nn, optim, viz
-from minigan.data import ImageDataset, forever, to_tanh_range
+from minigan.data import forever, to_tanh_range
 from minigan.experiment import Run, generate, lesson_judge, lesson_parser, positive_int, seeded_noise
 from minigan.metrics import compare_to_real
 
@@ -228,12 +228,6 @@ def generator_loss(D, fake):
 
 # --- data and the judge ---------------------------------------------------------------------------
 
-def pad_to_32(data):
-    """28x28 grey images with a 2-pixel black border: 32x32, a power of two."""
-    images = np.pad(data.images, ((0, 0), (0, 0), (2, 2), (2, 2)))
-    return ImageDataset(images, data.labels, data.classes, name=data.name)
-
-
 # --- pictures -------------------------------------------------------------------------------------
 
 def plot_growth(snapshots, path):
@@ -286,7 +280,8 @@ def main(argv=None):
         args.steps = (2 * len(SIDES) - 1) * args.phase_steps
     run = Run(args, sample_every=args.phase_steps)
     mg.manual_seed(args.seed)
-    run.dataset = data = pad_to_32(run.load_dataset())  # what the readings compare with, as G draws it
+    # 28x28 digits padded to 32x32, a power of two: what G draws and the readings compare with
+    run.dataset = data = run.load_dataset().padded(2)
     fixed_z = mg.randn(64, LATENT)
 
     G = Generator(CHANNELS, data.channels)

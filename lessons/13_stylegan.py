@@ -53,7 +53,7 @@ from matplotlib.figure import Figure
 
 import minigan as mg
 from minigan import F, io, nn, optim, viz
-from minigan.data import ImageDataset, forever, to_tanh_range
+from minigan.data import forever, to_tanh_range
 from minigan.experiment import Run, fork_rng, generate, lesson_judge, lesson_parser, seeded_noise, update_ema
 from minigan.metrics import compare_to_real
 
@@ -243,11 +243,6 @@ def generator_loss(D, fake):
 
 # --- data and the judge (as in lesson 12) -------------------------------------------------------
 
-def pad_to_32(data):
-    images = np.pad(data.images, ((0, 0), (0, 0), (2, 2), (2, 2)))
-    return ImageDataset(images, data.labels, data.classes, name=data.name)
-
-
 # --- figures ------------------------------------------------------------------------------------
 
 def fixed_noises(n, seed):
@@ -338,7 +333,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     run = Run(args, sample_every=500 if args.steps >= 1500 else None)
     mg.manual_seed(args.seed)
-    data = pad_to_32(run.load_dataset())
+    data = run.load_dataset().padded(2)  # 28x28 digits -> 32x32, a power of two
     fixed_z = mg.randn(64, LATENT)
 
     G, D = Generator(data.channels), Discriminator(data.channels)

@@ -500,6 +500,20 @@ def test_datasets_say_which_dataset_they_are_and_first_keeps_the_name():
         shapes.first(0)
 
 
+def test_padded_frames_the_images_in_black_and_keeps_labels_and_name():
+    digits = Digits(n=6, seed=3)
+    framed = digits.padded(2)
+    assert framed.name == "digits" and framed.images.shape == (6, 1, 32, 32) and framed.images.dtype == np.uint8
+    np.testing.assert_array_equal(framed.images[:, :, 2:30, 2:30], digits.images)
+    inner = np.zeros((32, 32), bool)
+    inner[2:30, 2:30] = True
+    assert framed.images[:, :, ~inner].max() == 0 and framed.images.max() == digits.images.max()
+    np.testing.assert_array_equal(framed.labels, digits.labels)
+    assert framed.classes == digits.classes and digits.padded(0).images.shape == digits.images.shape
+    with pytest.raises(ValueError, match="padded: border must be an integer >= 0, got -1"):
+        digits.padded(-1)
+
+
 def saved_and_loaded(state, folder):
     """``state`` after a trip through an .npz file, as a checkpoint stores it."""
     io.save(state, folder / "state.npz")
