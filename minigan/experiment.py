@@ -27,7 +27,9 @@ lesson 10's judge (``minigan.classifier``, trained once per dataset and cached):
 classes they cover, and their precision and recall against as many real images. The history
 also gets their mean pairwise cosine and pixel spread, which need no judge (``--no-judge``
 keeps to these). ``finish_gan`` then scores the final samples with the judge against the
-real test images, beside real training images as the floor.
+real test images, beside real training images as the floor. ``track_readings`` does the same
+for a lesson's own measurement (lessons 14 and 15, which translate images, read how their
+translations of test pairs score).
 
 A checkpoint holds the models, optimizers, data streams (the epoch's order and the position in
 it), minigan's RNG and the history, so ``--resume`` continues bit for bit where the run stopped:
@@ -142,7 +144,8 @@ class Run:
         self.started = time.perf_counter()
         self.bar = None
         self.tracked = None   # (G, noise, image_shape, every, view) once track_diversity is called
-        self.readings = {}    # the last diversity readings, logged at every step
+        self.watched = []     # (read, names, every, title) for each track_readings call
+        self.readings = {}    # the last readings of both kinds, logged at every step
         self.judge = None     # lesson 10's classifier, loaded at the first reading (or set by the lesson)
         self.real_features = None
 
@@ -207,8 +210,8 @@ class Run:
         except (ValueError, KeyError, RuntimeError) as exc:
             _refuse(f"cannot resume from {path}: {exc}")
         self.history = {k: list(v) for k, v in history.items()}
-        self.readings = {k: self.history[k][-1] for k in JUDGE_READINGS + SPREAD_READINGS
-                         if self.history.get(k)}
+        names = JUDGE_READINGS + SPREAD_READINGS + tuple(n for _, names, _, _ in self.watched for n in names)
+        self.readings = {k: self.history[k][-1] for k in names if self.history.get(k)}
         self.elapsed_before = float((extra or {}).get("elapsed", 0.0))
         print(f"resumed from {path} at step {step}")
         return int(step)
@@ -228,13 +231,14 @@ class Run:
 
     def log(self, step, **values):
         """Record scalars (tensors or numbers) for this step and show them on the bar, with the
-        diversity readings (see ``track_diversity``): taken now at a reading step, else the last
-        ones again."""
-        if self.tracked is not None:
-            every = self.tracked[3]
-            if not self.readings or (step + 1) % every == 0:
-                self.readings = self.read_diversity()
-            values.update(self.readings)
+        readings of ``track_diversity`` and ``track_readings``: taken now at a reading step (or
+        when there are none yet), else the last ones again."""
+        readers = [(self.read_diversity, SPREAD_READINGS, self.tracked[3])] if self.tracked else []
+        readers += [(read, names, every) for read, names, every, _ in self.watched]
+        for read, names, every in readers:
+            if (step + 1) % every == 0 or any(name not in self.readings for name in names):
+                self.readings.update(read())
+        values.update(self.readings)
         self.history["step"].append(int(step))
         shown = {}
         for name, value in values.items():
@@ -266,6 +270,16 @@ class Run:
         cosine and pixel_std are read. Samples are drawn in a fork of the RNG (StyleGAN's G
         draws noise), so training goes exactly as without the readings."""
         self.tracked = (G, noise, image_shape, every or self.sample_every, view)
+
+    def track_readings(self, read, names, title, every=None):
+        """From now on, ``log`` also calls ``read()``, which returns a number for each of
+        ``names``, at the first step of the run and every ``every`` steps (default: every
+        sample_every steps), and logs the last values at every step; history.png shows them in
+        a panel ``title``. A lesson whose generator translates images instead of drawing from
+        noise (14, 15) reads this way what its translations of held-out inputs score as it
+        trains. ``read`` must leave the training alone: no random numbers drawn outside
+        ``fork_rng``, no layer left in another mode."""
+        self.watched.append((read, tuple(names), every or self.sample_every, title))
 
     def uses_judge(self):
         return self.tracked is not None and not getattr(self.args, "no_judge", False)
@@ -303,18 +317,18 @@ class Run:
         return readings
 
     def diversity_panel(self):
-        """The tracked readings as one panel for ``viz.plot_panels``: the judge's, or without
-        a judge the cosine and pixel spread."""
+        """The tracked readings as panels for ``viz.plot_panels``: one per ``track_readings``,
+        then the judge's diversity readings, or without a judge the cosine and pixel spread."""
+        panels = {title: {name: self.history[name] for name in names}
+                  for _, names, _, title in self.watched if self.history.get(names[0])}
         if self.history.get("recall"):
             n = len(self.dataset.classes)
             title = "what the judge sees in samples from fixed noise"
-            return {title: {"recall": self.history["recall"],
-                            "precision": self.history["precision"],
-                            f"classes covered / {n}": [c / n for c in self.history["coverage"]]}}
-        if self.history.get("cosine"):
-            return {"diversity of samples from fixed noise":
-                    {k: self.history[k] for k in SPREAD_READINGS}}
-        return {}
+            panels[title] = {"recall": self.history["recall"], "precision": self.history["precision"],
+                             f"classes covered / {n}": [c / n for c in self.history["coverage"]]}
+        elif self.history.get("cosine"):
+            panels["diversity of samples from fixed noise"] = {k: self.history[k] for k in SPREAD_READINGS}
+        return panels
 
     def should_sample(self, step):
         return (step + 1) % self.sample_every == 0 or step + 1 == self.args.steps
@@ -402,12 +416,12 @@ class Run:
         discriminator's scores), then the diversity readings in a panel of their own."""
         h = self.history
         if panels is None:
-            readings = set(JUDGE_READINGS + SPREAD_READINGS)
+            readings = set(JUDGE_READINGS + SPREAD_READINGS).union(*(names for _, names, _, _ in self.watched))
             curves = {k: v for k, v in h.items() if k != "step" and k not in readings and v}
             panels = {"losses": {k: v for k, v in curves.items() if "loss" in k},
                       "discriminator scores": {k: v for k, v in curves.items() if "loss" not in k}}
         viz.plot_panels({**panels, **self.diversity_panel()}, os.path.join(self.dir, "history.png"),
-                        steps=h["step"])
+                        steps=h["step"], held=[title for _, _, _, title in self.watched])
 
     def _dataset_record(self):
         requested = getattr(self.args, "dataset", None)

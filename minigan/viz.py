@@ -139,12 +139,14 @@ def plot_history(history, path, window=None):
     plot_panels(panels, path, steps=history.get("step"), window=window)
 
 
-def plot_panels(panels, path, steps=None, window=None):
+def plot_panels(panels, path, steps=None, window=None, held=()):
     """Curves in stacked panels sharing the x axis: ``panels`` maps a title to {label: values}.
 
     Each curve is drawn raw (faint) and smoothed (EMA over ``window`` points, by default a
-    twentieth of its length); ``steps`` gives the x axis (default 0, 1, 2, ...).
-    """
+    twentieth of its length); ``steps`` gives the x axis (default 0, 1, 2, ...). The panels
+    titled in ``held`` hold readings taken every few steps and repeated in between: their
+    curves are drawn as they are, since smoothing would smear each new reading over the next
+    steps."""
     panels = [(title, group) for title, group in panels.items() if group]
     figure = Figure(figsize=(8, 3 * max(len(panels), 1)), dpi=100)
     FigureCanvasAgg(figure)
@@ -152,6 +154,9 @@ def plot_panels(panels, path, steps=None, window=None):
     for ax, (title, group) in zip(axes, panels):
         for name, values in group.items():
             x = (steps if steps is not None else range(len(values)))[: len(values)]
+            if title in held:
+                ax.plot(x, values, linewidth=1.5, label=name)
+                continue
             line, = ax.plot(x, values, alpha=0.25, linewidth=0.8)
             smoothed = ema(values, window or max(1, len(values) // 20))
             ax.plot(x, smoothed, color=line.get_color(), linewidth=1.5, label=name)

@@ -406,6 +406,49 @@ def test_a_watched_run_resumes_bit_for_bit_readings_included(tmp_path):
     assert resumed[0].history == straight[0].history
 
 
+def readings_run(tmp_path, *flags):
+    """A tiny run that also reads G's mean output on fixed inputs every 3 steps, the way the
+    translation lessons read their test translations, and counts the reads."""
+    run, models, optimizers, streams = watched_run(tmp_path, "--no-judge", *flags)
+    inputs, reads = mg.randn(5, 3), []
+
+    def read():
+        reads.append(len(run.history["step"]))
+        with mg.no_grad():
+            out = models["G"](inputs)
+        return {"mean_out": out.mean().item(), "max_out": out.max().item()}
+
+    run.track_readings(read, ("mean_out", "max_out"), "G on fixed inputs", every=3)
+    return (run, models, optimizers, streams), reads
+
+
+def test_track_readings_reads_at_the_first_step_and_every_few_steps(tmp_path):
+    watched, reads = readings_run(tmp_path, "--steps", "7")
+    train_watched(*watched, 0)
+    run = watched[0]
+    assert reads == [0, 2, 5]  # the log calls of steps 0, 2 and 5 (every 3 steps)
+    mean = run.history["mean_out"]
+    assert len(mean) == 7 and mean[0] == mean[1] != mean[2] == mean[3] == mean[4] != mean[5] == mean[6]
+    panels = run.diversity_panel()
+    assert list(panels) == ["G on fixed inputs", "diversity of samples from fixed noise"]
+    assert panels["G on fixed inputs"] == {"mean_out": mean, "max_out": run.history["max_out"]}
+    run.plot_history()
+    assert (tmp_path / "history.png").exists()
+
+
+def test_a_run_with_readings_resumes_bit_for_bit(tmp_path):
+    straight, _ = readings_run(tmp_path / "a", "--steps", "8")
+    train_watched(*straight, 0)
+    first, _ = readings_run(tmp_path / "b", "--steps", "4")
+    train_watched(*first, 0)
+    resumed, reads = readings_run(tmp_path / "b", "--steps", "8", "--resume")
+    start = resumed[0].resume(*resumed[1:])
+    assert start == 4 and set(resumed[0].readings) >= {"mean_out", "max_out"}
+    train_watched(*resumed, start)
+    assert reads == [5]  # step 5 only: the readings of step 2 came back with the checkpoint
+    assert resumed[0].history == straight[0].history
+
+
 def test_loading_the_judge_leaves_the_rng_where_it_was(tmp_path, monkeypatch):
     """Building the judge's network draws initial weights, and training it reseeds the RNG:
     neither may reach the run, or a resumed run (which loads the judge at another step)

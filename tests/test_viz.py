@@ -89,6 +89,27 @@ def test_plot_history_writes_a_png(tmp_path, with_steps):
     assert os.path.getsize(tmp_path / "losses_only.png") > 0
 
 
+def test_held_panels_draw_their_readings_as_they_are_and_others_smoothed(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from minigan.viz import plot_panels
+
+    drawn, plot = [], matplotlib.axes.Axes.plot
+
+    def recording_plot(self, x, y, **kwargs):
+        drawn.append((self, list(y)))
+        return plot(self, x, y, **kwargs)
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", recording_plot)
+    losses, readings = list(np.linspace(1, 0, 40)), [0.1] * 10 + [0.9] * 30
+    plot_panels({"losses": {"loss": losses}, "readings": {"recall": readings}}, tmp_path / "p.png",
+                held=["readings"])
+    first, second = drawn[0][0], drawn[-1][0]
+    assert [y for ax, y in drawn if ax is first] == [losses, ema(losses, 2)]  # raw, then smoothed
+    assert [y for ax, y in drawn if ax is second] == [readings]  # drawn once, as it is
+    assert (tmp_path / "p.png").exists()
+
+
 def test_ema_removes_the_start_up_bias():
     assert ema([3.0] * 5, window=10) == pytest.approx([3.0] * 5)
     assert ema([1.0, 2.0, 3.0], window=1) == [1.0, 2.0, 3.0]
