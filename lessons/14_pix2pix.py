@@ -59,6 +59,7 @@ LR, BETAS = 2e-4, (0.5, 0.999)
 LOSSES = {"l1": "L1 only", "gan": "cGAN only", "both": "L1 + cGAN"}
 TEST_PAIRS = 1000
 QUICK_TEST_PAIRS = 64
+READ_PAIRS = 250        # test pairs measured at every sample point, for history.png
 SHOWN = 16              # test examples in each grid
 
 
@@ -295,9 +296,17 @@ def train(losses, args, data, test, judge):
     opt_d = optim.Adam(D.parameters(), lr=LR, betas=BETAS)
     batches = forever(data, args.batch_size)
     models, optimizers, streams = {"G": G, "D": D}, {"G": opt_g, "D": opt_d}, {"pairs": batches}
-    start = run.resume(models, optimizers, streams)
     test_inputs, test_targets = (mg.tensor(to_tanh_range(x)) for x in (test.inputs, test.targets))
     shown = (test_inputs[:SHOWN], test_targets[:SHOWN])
+    # The history's own judge: the first READ_PAIRS test pairs translated and measured at every
+    # sample point (colour spread falls towards 0 if G paints every shape alike; for digits,
+    # the judge's accuracy says whether G keeps drawing the digit its skeleton shows).
+    read_inputs, read_targets = test_inputs[:READ_PAIRS], test_targets[:READ_PAIRS].numpy()
+    read_labels = test.labels[:READ_PAIRS]
+    run.track_readings(lambda: measure(translate(G, read_inputs).numpy(), read_targets, judge, read_labels),
+                       list(measure(read_targets, read_targets, judge, read_labels)),  # its names
+                       f"the first {len(read_targets)} test pairs, translated")
+    start = run.resume(models, optimizers, streams)
 
     for step in run.steps(start):
         inputs, targets = data.split(next(batches)[0])

@@ -61,6 +61,7 @@ POOL_SIZE = 50           # fakes each discriminator's history buffer keeps (the 
 LR, BETAS = 2e-4, (0.5, 0.999)
 TEST_PAIRS = 1000
 QUICK_TEST_PAIRS = 64
+READ_PAIRS = 250         # test pairs measured at every sample point, for history.png
 SHOWN = 8                # test images per direction in each grid
 DOMAIN_JUDGE_VERSION = 1  # bump when the domains or the recipe change, so caches are not reused
 
@@ -374,6 +375,14 @@ def main(argv=None):
     models = {"G": G, "F": F_, "D_a": D_a, "D_b": D_b}
     optimizers = {"G": opt_g, "D": opt_d}
     streams = {"a": stream_a, "b": stream_b, "pool_a": pool_a, "pool_b": pool_b}
+    # The history's own judge: the first READ_PAIRS test pairs translated both ways and
+    # measured (see measure) at every sample point.
+    read = test.first(READ_PAIRS)
+    readings = ["in_target_ab", "in_target_ba", "shape_ab", "shape_ba"]
+    readings += ["colour_ab", "colour_ba"] if channels == 3 else []
+    readings += ["digit_kept_ab", "digit_kept_ba"] if digits is not None else []
+    run.track_readings(lambda: {k: v for k, v in measure(G, F_, read, judge, digits)[0].items() if k in readings},
+                       readings, f"the first {len(read)} test pairs, translated both ways")
     start = run.resume(models, optimizers, streams)
     shown_a = mg.tensor(to_tanh_range(test.inputs[:SHOWN]))
     shown_b = mg.tensor(to_tanh_range(test.targets[SHOWN:2 * SHOWN]))

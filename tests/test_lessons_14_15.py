@@ -40,6 +40,8 @@ def test_14_quick_trains_the_three_losses_and_draws_the_ablation(tmp_path):
         assert run["losses"] == losses and run["steps"] == 3 and finite_numbers(run)
         history = io.load(folder / "checkpoint.npz")["history"]
         assert ("loss_d" in history) == (losses != "l1") and ("loss_gan" in history) == (losses != "l1")
+        for name in ("l1", "mask_iou", "saturation", "colour_spread"):  # the test pairs, read as it trains
+            assert len(history[name]) == 3 and 0 <= min(history[name]) <= max(history[name]) <= 1, name
         read_samples(folder / "samples.npy", 64, 3)
     assert record["targets"]["l1"] == 0 and record["targets"]["mask_iou"] == 1
     read_samples(tmp_path / "samples.npy", 64, 3)
@@ -55,7 +57,11 @@ def test_15_quick_translates_both_ways_and_measures_it(tmp_path):
                 "shape_unchanged", "colour_ab", "colour_ba", "colour_random", "judge_on_real",
                 "domain_classifier_accuracy"):
         assert 0 <= record[key] <= 1, key
-    pools = io.load(tmp_path / "checkpoint.npz")["streams"]
+    state = io.load(tmp_path / "checkpoint.npz")
+    for name in ("in_target_ab", "in_target_ba", "shape_ab", "shape_ba", "colour_ab", "colour_ba"):
+        values = state["history"][name]  # the test pairs, read as it trains
+        assert len(values) == 3 and 0 <= min(values) <= max(values) <= 1, name
+    pools = state["streams"]
     assert pools["pool_a"]["images"].shape == (24, 3, 32, 32)  # 3 steps of 8 fakes, not yet full
     read_samples(tmp_path / "samples.npy", 64, 3)
     assert "read as square" in result.stdout
