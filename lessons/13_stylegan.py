@@ -241,8 +241,6 @@ def generator_loss(D, fake):
     return F.softplus(-D(fake)).mean()
 
 
-# --- data and the judge (as in lesson 12) -------------------------------------------------------
-
 # --- figures ------------------------------------------------------------------------------------
 
 def fixed_noises(n, seed):

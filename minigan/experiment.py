@@ -210,8 +210,9 @@ class Run:
         except (ValueError, KeyError, RuntimeError) as exc:
             _refuse(f"cannot resume from {path}: {exc}")
         self.history = {k: list(v) for k, v in history.items()}
-        names = JUDGE_READINGS + SPREAD_READINGS + tuple(n for _, names, _, _ in self.watched for n in names)
-        self.readings = {k: self.history[k][-1] for k in names if self.history.get(k)}
+        watched = [name for _, names, _, _ in self.watched for name in names]
+        self.readings = {k: self.history[k][-1] for k in (*JUDGE_READINGS, *SPREAD_READINGS, *watched)
+                         if self.history.get(k)}
         self.elapsed_before = float((extra or {}).get("elapsed", 0.0))
         print(f"resumed from {path} at step {step}")
         return int(step)
