@@ -157,3 +157,15 @@ def test_experiments_pair_each_failure_with_a_fix(lesson):
     fixes = {e.fixes for e in lesson.EXPERIMENTS.values() if e.fixes}
     assert fixes == {n for n, e in lesson.EXPERIMENTS.items() if not e.fixes}
     assert all(dataclasses.is_dataclass(e) for e in lesson.EXPERIMENTS.values())
+
+
+def test_every_fix_gives_g_lesson_03s_batchnorm_back_and_no_failure_has_it(lesson, digits, tmp_path):
+    for name, exp in lesson.EXPERIMENTS.items():
+        assert exp.batchnorm == bool(exp.fixes), name
+    args = lesson.parse_args(["--steps", "2", "--batch-size", "8", "--out", str(tmp_path),
+                              "--no-judge"])
+    diversity_z = lesson.mg.randn(8, lesson.LATENT)
+    for name in ("collapse", "ttur"):
+        _, G, _ = lesson.train(name, lesson.EXPERIMENTS[name], args, digits, diversity_z)
+        norms = [m for m in G.modules() if isinstance(m, lesson.nn.BatchNorm1d)]
+        assert len(norms) == (2 if name == "ttur" else 0), name
