@@ -238,7 +238,13 @@ class Run:
         readers += [(read, names, every) for read, names, every, _ in self.watched]
         for read, names, every in readers:
             if (step + 1) % every == 0 or any(name not in self.readings for name in names):
-                self.readings.update(read())
+                readings = read()
+                missing = [name for name in names if name not in readings]
+                if missing:
+                    raise KeyError(f"Run.log: the readings taken at step {step} lack {', '.join(missing)} "
+                                   f"(the reader was tracked with {', '.join(names)}; it returned "
+                                   f"{', '.join(readings) or 'nothing'})")
+                self.readings.update(readings)
         values.update(self.readings)
         self.history["step"].append(int(step))
         shown = {}

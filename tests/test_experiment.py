@@ -436,6 +436,13 @@ def test_track_readings_reads_at_the_first_step_and_every_few_steps(tmp_path):
     assert (tmp_path / "history.png").exists()
 
 
+def test_a_reader_that_misses_a_tracked_name_is_refused_with_the_names(tmp_path):
+    run, *_ = watched_run(tmp_path, "--no-judge", "--steps", "3")
+    run.track_readings(lambda: {"mean_out": 0.5}, ("mean_out", "max_out"), "G on fixed inputs")
+    with pytest.raises(KeyError, match="lack max_out .*tracked with mean_out, max_out; it returned mean_out"):
+        run.log(0, loss=1.0)
+
+
 def test_a_run_with_readings_resumes_bit_for_bit(tmp_path):
     straight, _ = readings_run(tmp_path / "a", "--steps", "8")
     train_watched(*straight, 0)
