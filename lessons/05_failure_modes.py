@@ -58,17 +58,11 @@ def make_generator(batchnorm=False):
     """Lesson 03's generator, z (64) -> 256 -> 512 -> 784, without its BatchNorm unless
     ``batchnorm``: the failures start from the plainer network, which breaks more readily; the
     fixes give it lesson 03's BatchNorm1d after each hidden layer back."""
-    if batchnorm:
-        return nn.Sequential(
-            nn.Linear(LATENT, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(),
-            nn.Linear(256, 512, bias=False), nn.BatchNorm1d(512), nn.ReLU(),
-            nn.Linear(512, IMAGE), nn.Tanh(),
-        )
-    return nn.Sequential(
-        nn.Linear(LATENT, 256), nn.ReLU(),
-        nn.Linear(256, 512), nn.ReLU(),
-        nn.Linear(512, IMAGE), nn.Tanh(),
-    )
+    def hidden(n_in, n_out):  # with BatchNorm's shift in place of the Linear's bias
+        norm = [nn.BatchNorm1d(n_out)] if batchnorm else []
+        return [nn.Linear(n_in, n_out, bias=not batchnorm), *norm, nn.ReLU()]
+
+    return nn.Sequential(*hidden(LATENT, 256), *hidden(256, 512), nn.Linear(512, IMAGE), nn.Tanh())
 
 
 def make_discriminator():

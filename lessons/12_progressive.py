@@ -342,7 +342,7 @@ def main(argv=None):
         "the critic's Wasserstein estimate E[D(real)] - E[D(fake)]":
             {"wasserstein_estimate": h["wasserstein_estimate"]},
         "the schedule: alpha of the newest block": {"alpha": h["alpha"]},
-        **run.diversity_panel(),
+        **run.reading_panels(),
     }, os.path.join(run.dir, "history.png"), steps=h["step"], window=1)
     samples = full_size(generate(G, mg.randn(1000, LATENT))).clamp(-1, 1).numpy()
     grid = full_size(generate(G, fixed_z)).clamp(-1, 1).numpy()

@@ -378,7 +378,7 @@ def main(argv=None):
     viz.plot_panels({"losses": {k: h[k] for k in ("loss_d", "loss_g")},
                      "D's mean probability on real images": {"d_real": h["d_real"]},
                      "R1: E ||grad D(x)||^2 at real images (every 4th step)": {"r1": h["r1"]},
-                     **run.diversity_panel()},
+                     **run.reading_panels()},
                     os.path.join(run.dir, "history.png"), steps=h["step"])
     metrics, samples = {}, {}
     for name, model in (("ema", G_ema), ("raw", G)):

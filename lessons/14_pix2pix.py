@@ -303,9 +303,10 @@ def train(losses, args, data, test, judge):
     # the judge's accuracy says whether G keeps drawing the digit its skeleton shows).
     read_inputs, read_targets = test_inputs[:READ_PAIRS], test_targets[:READ_PAIRS].numpy()
     read_labels = test.labels[:READ_PAIRS]
+    names = ["l1", "mask_iou"] + (["saturation", "colour_spread"] if cout == 3 else [])
+    names += ["judge_accuracy"] if judge is not None else []  # what measure gives for this data
     run.track_readings(lambda: measure(translate(G, read_inputs).numpy(), read_targets, judge, read_labels),
-                       list(measure(read_targets, read_targets, judge, read_labels)),  # its names
-                       f"the first {len(read_targets)} test pairs, translated")
+                       names, f"the first {len(read_targets)} test pairs, translated")
     start = run.resume(models, optimizers, streams)
 
     for step in run.steps(start):

@@ -323,7 +323,7 @@ class Run:
         readings.update(cosine=mean_pairwise_cosine(samples), pixel_std=pixel_std(samples))
         return readings
 
-    def diversity_panel(self):
+    def reading_panels(self):
         """The tracked readings as panels for ``viz.plot_panels``: one per ``track_readings``,
         then the judge's diversity readings, or without a judge the cosine and pixel spread."""
         panels = {title: {name: self.history[name] for name in names}
@@ -427,7 +427,7 @@ class Run:
             curves = {k: v for k, v in h.items() if k != "step" and k not in readings and v}
             panels = {"losses": {k: v for k, v in curves.items() if "loss" in k},
                       "discriminator scores": {k: v for k, v in curves.items() if "loss" not in k}}
-        viz.plot_panels({**panels, **self.diversity_panel()}, os.path.join(self.dir, "history.png"),
+        viz.plot_panels({**panels, **self.reading_panels()}, os.path.join(self.dir, "history.png"),
                         steps=h["step"], held=[title for _, _, _, title in self.watched])
 
     def _dataset_record(self):

@@ -429,7 +429,7 @@ def test_track_readings_reads_at_the_first_step_and_every_few_steps(tmp_path):
     assert reads == [0, 2, 5]  # the log calls of steps 0, 2 and 5 (every 3 steps)
     mean = run.history["mean_out"]
     assert len(mean) == 7 and mean[0] == mean[1] != mean[2] == mean[3] == mean[4] != mean[5] == mean[6]
-    panels = run.diversity_panel()
+    panels = run.reading_panels()
     assert list(panels) == ["G on fixed inputs", "diversity of samples from fixed noise"]
     assert panels["G on fixed inputs"] == {"mean_out": mean, "max_out": run.history["max_out"]}
     run.plot_history()
@@ -580,7 +580,7 @@ def test_without_a_judge_only_cosine_and_spread_are_read(tmp_path, monkeypatch):
     train_watched(*run, 0)
     history = run[0].history
     assert {"cosine", "pixel_std"} <= set(history) and not {"coverage", "recall"} & set(history)
-    assert list(run[0].diversity_panel()) == ["diversity of samples from fixed noise"]
+    assert list(run[0].reading_panels()) == ["diversity of samples from fixed noise"]
 
 
 def test_resuming_with_the_judge_switched_is_refused(tmp_path):
