@@ -220,14 +220,15 @@ def test_a_stopped_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(
     assert_identical(outcome(resumed), outcome(straight))
 
 
-def test_07_takes_as_many_critic_steps_per_generator_step_as_critic_steps_asks(tmp_path):
+@pytest.mark.parametrize("name", ["06_wgan", "07_wgan_gp"])
+def test_wgan_takes_as_many_critic_steps_per_generator_step_as_critic_steps_asks(tmp_path, name):
     """Every critic step draws a real batch, so the data stream's position in its epoch counts
     them: two generator steps with --critic-steps 1 serve 2 batches of 4, with 3 they serve 6."""
     from minigan import io
 
     for critic_steps in (1, 3):
         out = tmp_path / str(critic_steps)
-        run_lesson("07_wgan_gp", out, "--train-size", "40", "--batch-size", "4",
+        run_lesson(name, out, "--train-size", "40", "--batch-size", "4",
                    "--critic-steps", str(critic_steps), threads=1)
         stream = io.load(out / "checkpoint.npz")["streams"]["real"]
         assert (stream["epoch"], stream["position"]) == (1, 2 * critic_steps * 4)
@@ -239,6 +240,7 @@ BAD_FLAGS = [("01_autograd", "--seed", "-1"), ("02_layers", "--seed", "-1"),
              ("03_mlp_gan", "--batch-size", "-5"), ("04_dcgan", "--batch-size", "0"),
              ("05_failure_modes", "--steps", "0"), ("06_wgan", "--steps", "-1"),
              ("07_wgan_gp", "--seed", "-1"), ("07_wgan_gp", "--critic-steps", "0"),
+             ("06_wgan", "--critic-steps", "0"),
              ("05_failure_modes", "--diversity-every", "0")]
 
 
