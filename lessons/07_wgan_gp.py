@@ -130,7 +130,7 @@ def main(argv=None):
                         help=f"critic updates per generator update (default {CRITIC_STEPS}; "
                              f"the paper's is 5)")
     args = parser.parse_args(argv)
-    run = Run(args, sample_every=200)
+    run = Run(args, sample_every=200, recipe=("critic_steps",))  # a resume must keep it
     mg.manual_seed(args.seed)
     data = run.load_dataset()
     fixed_z = mg.randn(64, LATENT, 1, 1)

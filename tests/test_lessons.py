@@ -156,7 +156,7 @@ RESUMES = [
     ("05_failure_modes", ("--train-size", "64", "--batch-size", "8", "--experiments", "strong_d",
                           "--diversity-every", "2"), 6, (3,)),
     # five critic batches a step, three batches an epoch: stopped at 2 is mid-epoch
-    ("06_wgan", ("--train-size", "48", "--batch-size", "16"), 4, (2,)),
+    ("06_wgan", ("--train-size", "48", "--batch-size", "16", "--critic-steps", "5"), 4, (2,)),
     ("07_wgan_gp", ("--train-size", "40", "--batch-size", "8"), 4, (2,)),
 ]
 
@@ -233,6 +233,10 @@ def test_wgan_takes_as_many_critic_steps_per_generator_step_as_critic_steps_asks
         stream = io.load(out / "checkpoint.npz")["streams"]["real"]
         assert (stream["epoch"], stream["position"]) == (1, 2 * critic_steps * 4)
         assert json.loads((out / "metrics.json").read_text())["critic_steps"] == critic_steps
+    # the checkpoint records the ratio: continuing the 3-step run with another one is refused
+    result = lesson_process(name, "--quick", "--out", str(out), *NO_JUDGE.get(name, ()), "--train-size", "40",
+                            "--batch-size", "4", "--critic-steps", "1", "--steps", "4", "--resume", threads=1)
+    assert result.returncode != 0 and "was made with critic_steps 3 (now 1)" in result.stderr, result.stderr[-2000:]
 
 
 # --- refusals and failures ----------------------------------------------------------------------
