@@ -256,7 +256,7 @@ def main(argv=None):
     parser.add_argument("--sample-every", type=positive_int, default=250,
                         help="steps between grids, evaluations and checkpoints (default 250)")
     args = parser.parse_args(argv)
-    run = Run(args, sample_every=args.sample_every)
+    run = Run(args, sample_every=args.sample_every, recipe=("discriminator",))  # a resume must keep it
     data = run.load_dataset()
     test = load_dataset(args.dataset, root=args.data_root, train=False)
     if args.quick:  # a judge trained in seconds, for smoke tests; never cached

@@ -334,7 +334,8 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
-    run = Run(args, sample_every=500 if args.steps >= 1500 else None)
+    run = Run(args, sample_every=500 if args.steps >= 1500 else None,
+              recipe=("image_size", "ngf", "ndf", "upsample"))  # a resume must keep them
     mg.manual_seed(args.seed)
     data = load_data(run, args)
     channels, grey = data.channels, args.dataset != "shapes"

@@ -361,7 +361,7 @@ def main(argv=None):
     if args.batch_size > len(a_data):
         raise SystemExit(f"error: --batch-size {args.batch_size} is more than the "
                          f"{len(a_data)} images of each domain")
-    run = Run(args, sample_every=args.sample_every, dataset=a_data)
+    run = Run(args, sample_every=args.sample_every, dataset=a_data, recipe=("pool_size",))
     judge = domain_judge(a_data, b_data, test, names, args)
     digits = None
     if args.dataset != "shapes" and not args.no_judge:

@@ -199,8 +199,9 @@ class Run:
         extra = state.get("extra") if isinstance(state, dict) else None
         saved = extra.get("settings") if isinstance(extra, dict) else None
         if isinstance(saved, dict):
-            changed = [f"{key} {saved.get(key)!r} (now {value!r})"
-                       for key, value in self.settings().items() if saved.get(key) != value]
+            changed = [f"{key} {saved[key]!r} (now {value!r})" if key in saved else
+                       f"{key} unrecorded, by an older version of the lesson (now {value!r})"
+                       for key, value in self.settings().items() if saved.get(key, ...) != value]
             if changed:
                 _refuse(f"{path} was made with {', '.join(changed)}; resume with the same "
                         "settings, or start a new run without --resume")

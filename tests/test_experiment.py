@@ -232,6 +232,12 @@ def test_a_lessons_recipe_flag_must_match_to_resume(tmp_path):
     other = recipe_run(False, "--steps", "5", "--resume")
     with pytest.raises(SystemExit, match="was made with sharp True \\(now False\\)"):
         other[0].resume(*other[1:])
+    # a checkpoint from before the lesson had the flag has no record of it: refused, saying so
+    plain = tiny_run(tmp_path / "plain", "--steps", "3")
+    train(*plain, 0)
+    newer = recipe_run(True, "--steps", "5", "--resume", "--out", str(tmp_path / "plain"))
+    with pytest.raises(SystemExit, match="sharp unrecorded, by an older version of the lesson \\(now True\\)"):
+        newer[0].resume(*newer[1:])
     assert Run(parse("--out", str(tmp_path)), recipe=("seed",)).recipe == ("seed",)
 
 

@@ -103,6 +103,13 @@ def test_a_stopped_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(
         (resumed / folder / "evaluations.json").read_bytes()
 
 
+def test_09_refuses_to_resume_with_another_discriminator(tmp_path):
+    run_steps("09_conditional", tmp_path, SMALL + ("--discriminator", "projection"), 2)
+    result = lesson_process("09_conditional", "--out", str(tmp_path), *SMALL, "--discriminator", "acgan",
+                            "--steps", "4", "--resume", threads=1)
+    assert result.returncode == 1 and "was made with discriminator 'projection' (now 'acgan')" in result.stderr
+
+
 # --- lesson 08: spectral normalisation written out ------------------------------------------------
 def test_spectral_normalise_matches_finite_differences(float64):
     u = sngan.l2_normalise(random_tensor((4,), seed=1, requires_grad=False))

@@ -75,8 +75,8 @@ def test_11_channel_statistics_and_the_judges_view():
 
 
 def test_11_quick_64x64_run_writes_the_colour_and_checkerboard_figures(tmp_path):
-    run_lesson("11_dcgan_color", tmp_path, "--quick", "--image-size", "64", "--ngf", "4", "--ndf", "4",
-               "--upsample", "resize")
+    flags = {"--image-size": "64", "--ngf": "4", "--ndf": "4", "--upsample": "resize"}
+    run_lesson("11_dcgan_color", tmp_path, "--quick", *(x for item in flags.items() for x in item))
     for name in ("colour_histograms.png", "checkerboard.png", "spectra.png", "real.png", "samples_final.png"):
         assert (tmp_path / name).is_file(), name
     record = json.loads((tmp_path / "metrics.json").read_text())
@@ -90,6 +90,13 @@ def test_11_quick_64x64_run_writes_the_colour_and_checkerboard_figures(tmp_path)
     for key in ("coverage", "precision", "recall", "cosine", "pixel_std"):
         assert len(history[key]) == record["steps"] and all(map(math.isfinite, history[key])), key
     assert 0 <= min(history["coverage"]) and max(history["coverage"]) <= 12
+    # the architecture's flags are in the checkpoint: a resume with another is refused, naming it
+    for flag, value, change in (("--upsample", "transposed", "upsample 'resize' (now 'transposed')"),
+                                ("--ngf", "8", "ngf 4 (now 8)")):
+        other = {**flags, flag: value}
+        result = lesson_process("11_dcgan_color", "--out", str(tmp_path), "--quick", "--steps", "5", "--resume",
+                                *(x for item in other.items() for x in item), threads=1)
+        assert result.returncode == 1 and f"was made with {change}" in result.stderr, result.stderr[-2000:]
 
 
 def test_11_quick_grey_run_reads_the_padded_images_the_judge_sees(tmp_path):
