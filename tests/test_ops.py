@@ -262,6 +262,32 @@ def test_the_weight_gradient_kernel_equals_the_plain_product_in_either_orientati
     np.testing.assert_allclose(actual, expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("kernel, padding, dilation", [((3, 3), (1, 1), (1, 1)), ((3, 2), (0, 1), (1, 1)),
+                                                     ((3, 3), (2, 1), (2, 1)), ((1, 1), (0, 0), (1, 1)),
+                                                     ((4, 4), (3, 0), (1, 1))])
+def test_a_stride_1_transposed_convolution_by_gathering_equals_the_scattering_kernel(kernel, padding, dilation):
+    # at stride 1 conv_transpose2d can run as the convolution of x, padded by d*(k-1) - p, with
+    # the flipped kernel: the same numbers as scattering each pixel's kernel-weighted copy
+    rng = np.random.default_rng(sum(kernel) + sum(padding))
+    x, weight = rng.uniform(-1, 1, (3, 2, 6, 5)), rng.uniform(-1, 1, (2, 4, *kernel))
+    geometry = (kernel, (1, 1), padding, dilation)
+    size = tuple(m + d * (k - 1) - 2 * p for m, k, p, d in zip((6, 5), kernel, padding, dilation))
+    assert kernels.transposed_by_convolution(2, 4, (6, 5), size, geometry)
+    actual = kernels.conv_transpose2d_stride1(x, weight, geometry)
+    np.testing.assert_allclose(actual, kernels.conv_transpose2d(x, weight, geometry, size), rtol=1e-12, atol=1e-12)
+
+
+def test_the_gathering_transposed_convolution_is_chosen_only_where_it_applies():
+    geometry = ((3, 3), (1, 1), (1, 1), (1, 1))
+    assert kernels.transposed_by_convolution(16, 16, (8, 8), (8, 8), geometry)
+    assert not kernels.transposed_by_convolution(32, 16, (8, 8), (8, 8), geometry)  # more to gather than to add
+    latent = ((7, 7), (1, 1), (0, 0), (1, 1))
+    assert not kernels.transposed_by_convolution(100, 256, (1, 1), (7, 7), latent)  # 49 windows of zeros
+    assert not kernels.transposed_by_convolution(16, 16, (8, 8), (9, 9), geometry)  # output padding
+    assert not kernels.transposed_by_convolution(16, 16, (8, 8), (15, 15), ((3, 3), (2, 2), (1, 1), (1, 1)))
+    assert not kernels.transposed_by_convolution(16, 16, (8, 8), (4, 4), ((3, 3), (1, 1), (3, 3), (1, 1)))
+
+
 def test_the_matmul_kernel_takes_a_one_term_product_as_the_outer_product():
     rng = np.random.default_rng(0)
     a, b = rng.uniform(-1, 1, (5, 1)), rng.uniform(-1, 1, (1, 4))

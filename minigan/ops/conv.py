@@ -165,14 +165,17 @@ class Conv2d(Function):
 
 
 class ConvTranspose2d(Function):
-    """conv_transpose2d(x, weight), a row block at a time (``kernels.conv_transpose2d``);
-    ``size`` is the output's (H, W). The backward splits the incoming gradient into its phase
-    planes once, for both of its products."""
+    """conv_transpose2d(x, weight), a row block at a time (``kernels.conv_transpose2d``), or at
+    stride 1 as the convolution of x with the flipped kernel when x has no more channels than
+    the output (``kernels.conv_transpose2d_stride1``); ``size`` is the output's (H, W). The
+    backward splits the incoming gradient into its phase planes once, for both of its products."""
 
     reads_inputs, reads_output = (0, 1), False
 
     def forward(self, x, weight, geometry, size):
         self.geometry = geometry
+        if kernels.transposed_by_convolution(weight.shape[0], weight.shape[1], x.shape[2:], size, geometry):
+            return kernels.conv_transpose2d_stride1(x, weight, geometry)
         if kernels.copies_output_side(weight.shape[1], weight.shape[0], size, geometry):  # x: the narrow side
             return kernels.conv_transpose2d_by_gather(x, weight, geometry, size)
         return kernels.conv_transpose2d(x, weight, geometry, size)
