@@ -36,7 +36,7 @@ standard deviation come from lesson 12 (minigan.nn). The checkpoint holds G, D, 
 and w_avg (a buffer of both generators), so --resume continues exactly.
 
 Run it:
-    python lessons/13_stylegan.py                           # about 12 minutes on a 2-core CPU
+    python lessons/13_stylegan.py                           # about 13 minutes on a 2-core CPU
     python lessons/13_stylegan.py --dataset mnist           # real MNIST (downloaded once, or --data-root DIR)
     python lessons/13_stylegan.py --steps 5000 --resume     # twice as long: see what it adds
 

@@ -244,7 +244,7 @@ def transposed_by_convolution(c, o, in_size, size, geometry):
     adds (C*H'*W' <= O*H*W: a 3x3 "same" convolution's input gradient with C <= O), and when
     the border it pads x with is no larger than x (not a 1x1 input spread over a 7x7 kernel,
     whose windows are nearly all zeros). The product then sums over C*kh*kw terms instead of C,
-    which OpenBLAS runs faster (0.5-0.99x the time for 16-128 channels, docs/benchmarks.md)."""
+    which OpenBLAS runs faster (0.65-0.98x the time at 16-128 channels, docs/benchmarks.md)."""
     (kh, kw), stride, (ph, pw), (dh, dw) = geometry
     natural = tuple(m + d * (k - 1) - 2 * p for m, k, p, d in zip(in_size, (kh, kw), (ph, pw), (dh, dw)))
     if tuple(stride) != (1, 1) or ph > dh * (kh - 1) or pw > dw * (kw - 1) or tuple(size) != natural:
