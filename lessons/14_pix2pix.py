@@ -405,7 +405,7 @@ def main(argv=None):
     viz.plot_images(panels, os.path.join(args.out, "ablation.png"),
                     title="The same test inputs, translated by each run")
     shown = results.get("both", next(iter(results.values())))
-    finals = {k: v for k, v in shown["record"].items() if k.startswith("final_")}
+    finals = {k: v for k, v in shown["record"].items() if k.startswith("final_") or k == "last_readings"}
     top.finish(rows_of_triplets(inputs, shown["outputs"][:SHOWN], targets[:SHOWN]),
                shown["outputs"], plot=False, metrics={
                    "receptive_field": field, "patches": patches, "lambda": LAMBDA, **finals,

@@ -386,7 +386,11 @@ class Run:
     def finish(self, final_grid, samples, metrics=None, plot=True):
         """Write samples_final.png, samples.npy (float32 in [-1, 1]), history.png and
         metrics.json (with the run's settings, the dataset it really used and its wall time);
-        returns the metrics dict.
+        returns the metrics dict. metrics.json sums the history up in two ways: ``final_<name>``
+        is the mean of the last tenth of each logged number (losses, D's outputs, ...), and
+        ``last_readings`` holds the last value of each reading of ``track_diversity`` and
+        ``track_readings``: a few hundred samples against as many training images, so it can
+        differ from the scores of the final samples (``finish_gan``'s ``judge``) beside it.
 
         A diverged run, whose samples hold NaN or infinite values, is written all the same:
         samples.npy keeps those values, the grid shows them in magenta, and metrics.json says
@@ -408,7 +412,9 @@ class Run:
         metrics.update(steps=self.args.steps, batch_size=self.args.batch_size,
                        seconds=round(self.elapsed(), 1), **self._dataset_record())
         for name, values in self.history.items():
-            if name != "step" and values:
+            if name in self.readings:
+                metrics.setdefault("last_readings", {})[name] = float(values[-1])
+            elif name != "step" and values:
                 tail = values[-max(1, len(values) // 10):]
                 metrics[f"final_{name}"] = float(np.mean(tail))
         with io.atomic_open(os.path.join(self.dir, "metrics.json")) as f:

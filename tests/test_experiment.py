@@ -442,6 +442,20 @@ def test_track_readings_reads_at_the_first_step_and_every_few_steps(tmp_path):
     assert (tmp_path / "history.png").exists()
 
 
+def test_metrics_give_the_last_readings_apart_from_the_means_of_logged_numbers(tmp_path):
+    # a reading (a few hundred samples at the last reading step) must not pass for a score of
+    # the final samples: it goes under last_readings, while logged numbers get final_<name>
+    watched, _ = readings_run(tmp_path, "--steps", "7")
+    train_watched(*watched, 0)
+    run = watched[0]
+    metrics = run.finish(mg.zeros(4, 1, 28, 28), np.zeros((4, 1, 28, 28)), plot=False)
+    assert metrics["last_readings"] == {name: run.history[name][-1]
+                                        for name in ("mean_out", "max_out", "cosine", "pixel_std")}
+    assert metrics["final_loss"] == pytest.approx(np.mean(run.history["loss"][-1:]))
+    assert not [name for name in metrics if name.startswith("final_") and name != "final_loss"]
+    assert read_metrics(tmp_path)["last_readings"] == metrics["last_readings"]
+
+
 def test_a_reader_that_misses_a_tracked_name_is_refused_with_the_names(tmp_path):
     run, *_ = watched_run(tmp_path, "--no-judge", "--steps", "3")
     run.track_readings(lambda: {"mean_out": 0.5}, ("mean_out", "max_out"), "G on fixed inputs")
