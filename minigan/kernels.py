@@ -245,9 +245,10 @@ def transposed_by_convolution(c, o, in_size, size, geometry):
     the border it pads x with is no larger than x (not a 1x1 input spread over a 7x7 kernel,
     whose windows are nearly all zeros). The product then sums over C*kh*kw terms instead of C,
     which OpenBLAS runs faster (0.65-0.98x the time at 16-128 channels, docs/benchmarks.md)."""
-    (kh, kw), stride, (ph, pw), (dh, dw) = geometry
-    natural = tuple(m + d * (k - 1) - 2 * p for m, k, p, d in zip(in_size, (kh, kw), (ph, pw), (dh, dw)))
-    if tuple(stride) != (1, 1) or ph > dh * (kh - 1) or pw > dw * (kw - 1) or tuple(size) != natural:
+    around = _around(geometry)
+    if tuple(geometry[1]) != (1, 1) or builtins.min(around[2]) < 0:
+        return False
+    if tuple(size) != positions(in_size, around):  # output padding
         return False
     if COPY_SIDE is not None:
         return COPY_SIDE == "output"
@@ -260,10 +261,17 @@ def conv_transpose2d_stride1(x, weight, geometry):
     pixels whose kernel copies land on it, which is the convolution of x, padded by d*(k-1) - p,
     with the kernel flipped in both axes and its two channel axes swapped (the windows gathered,
     nothing scattered). (N, O, H', W') lying batch-last."""
-    (kh, kw), _, (ph, pw), (dh, dw) = geometry
     flipped = xp.ascontiguousarray(weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3))  # (O, C, kh, kw)
-    around = ((kh, kw), (1, 1), (dh * (kh - 1) - ph, dw * (kw - 1) - pw), (dh, dw))
+    around = _around(geometry)
     return conv2d(planes(x, around), x.shape[2:], flipped, None, around)
+
+
+def _around(geometry):
+    """The geometry of the stride-1 convolution that equals a stride-1 transposed one: the same
+    kernel and dilation, padding d*(k-1) - p."""
+    kernel, _, padding, dilation = geometry
+    return (tuple(kernel), (1, 1), tuple(d * (k - 1) - p for k, p, d in zip(kernel, padding, dilation)),
+            tuple(dilation))
 
 
 # --- when the output side has the fewer channels ------------------------------------------------
