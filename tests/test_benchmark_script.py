@@ -43,3 +43,62 @@ def test_single_layer_rows_run_every_layer_and_report_each_input_shape(train_ste
         assert shape == (2, *layer_shape)
         forward, backward = medians["minigan"]
         assert forward > 0 and backward is not None
+
+
+@pytest.fixture(scope="module")
+def rearrangements():
+    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+    try:
+        import conv_rearrangements
+        yield conv_rearrangements
+    finally:
+        sys.path.remove(os.path.join(ROOT, "benchmarks"))
+
+
+def _direct_conv3x3(x, weight, padding):
+    """The definition, in float64: out[o, y, x', n] = sum over c, i, j of w[o, c, i, j] times
+    the padded image at (c, y + i, x' + j, n)."""
+    import numpy as np
+
+    n, c, h, w = x.shape
+    image = np.zeros((n, c, h + 2 * padding, w + 2 * padding))
+    image[:, :, padding:padding + h, padding:padding + w] = x
+    oh, ow = h + 2 * padding - 2, w + 2 * padding - 2
+    out = np.zeros((weight.shape[0], oh, ow, n))
+    for i in range(3):
+        for j in range(3):
+            window = image[:, :, i:i + oh, j:j + ow]  # (N, C, OH, OW)
+            out += np.einsum("oc,ncyx->oyxn", weight[:, :, i, j].astype(np.float64), window)
+    return out
+
+
+@pytest.mark.parametrize("n, c, o, h, w, padding", [(3, 2, 5, 7, 6, 1), (2, 4, 3, 5, 9, 0), (1, 1, 1, 3, 3, 1),
+                                                    (4, 3, 2, 8, 8, 1)])
+def test_benchmarked_rearrangements_compute_the_convolution(rearrangements, n, c, o, h, w, padding):
+    """The conv-rearrangement benchmark times three ways of computing the same thing: each
+    (odd sizes included, where Winograd's 2x2 tiles overhang the output) equals the direct sum."""
+    import numpy as np
+
+    rng = np.random.default_rng(n * 100 + c * 10 + o)
+    x = rng.standard_normal((n, c, h, w), dtype=np.float32)
+    weight = rng.standard_normal((o, c, 3, 3), dtype=np.float32)
+    expected = _direct_conv3x3(x, weight, padding)
+    for way in (rearrangements.engine, *rearrangements.WAYS.values()):
+        got = way(x, weight, padding)
+        assert got.shape == expected.shape
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+    # several row blocks in the column-shift way
+    got = rearrangements.column_shifts(x, weight, padding, block_bytes=1)
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def test_rearrangement_check_refuses_a_wrong_way(rearrangements, monkeypatch):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x, weight = rng.standard_normal((2, 3, 6, 6), dtype=np.float32), rng.standard_normal((4, 3, 3, 3), dtype=np.float32)
+    rearrangements.check(x, weight, 1)  # the real ways pass
+    monkeypatch.setitem(rearrangements.WAYS, "transposed kernel",
+                        lambda x, w, p: rearrangements.engine(x, w.transpose(0, 1, 3, 2).copy(), p))
+    with pytest.raises(AssertionError, match="transposed kernel differs"):
+        rearrangements.check(x, weight, 1)
