@@ -1,5 +1,7 @@
-"""benchmarks/train_step.py's per-layer timing runs on every benchmark model, minigan alone
-(the timings themselves are not checked: speed is measured by the benchmark, not by tests)."""
+"""The benchmark scripts run and compare like with like: train_step.py's per-layer timing on
+every benchmark model, minigan alone, and conv_rearrangements.py's three ways of computing one
+convolution (the timings themselves are not checked: speed is measured by the benchmarks, not
+by tests)."""
 import argparse
 import os
 import sys
@@ -10,13 +12,18 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.fixture(scope="module")
-def train_step():
+def benchmarks_on_path():
+    """The benchmark folder on the import path while a module's tests run (the scripts import
+    their neighbours, machine and models, by name)."""
     sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    try:
-        import train_step
-        yield train_step
-    finally:
-        sys.path.remove(os.path.join(ROOT, "benchmarks"))
+    yield
+    sys.path.remove(os.path.join(ROOT, "benchmarks"))
+
+
+@pytest.fixture(scope="module")
+def train_step(benchmarks_on_path):
+    import train_step
+    return train_step
 
 
 @pytest.mark.parametrize("model", ["mlp", "pix2pix"])
@@ -46,13 +53,9 @@ def test_single_layer_rows_run_every_layer_and_report_each_input_shape(train_ste
 
 
 @pytest.fixture(scope="module")
-def rearrangements():
-    sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
-    try:
-        import conv_rearrangements
-        yield conv_rearrangements
-    finally:
-        sys.path.remove(os.path.join(ROOT, "benchmarks"))
+def rearrangements(benchmarks_on_path):
+    import conv_rearrangements
+    return conv_rearrangements
 
 
 def _direct_conv3x3(x, weight, padding):
