@@ -53,7 +53,8 @@ def engine(x, weight, padding):
 
 
 def _padded(x, padding, rows, cols):
-    """x (N, C, H, W) as a zero-padded (C, rows, cols, N) array, ``padding`` zeros in front."""
+    """x (N, C, H, W) as a zero-padded (C, rows, cols, N) array, ``padding`` zeros in front and
+    as many behind as fill ``rows`` and ``cols`` (Winograd's tiles may overhang the image)."""
     n, c, h, w = x.shape
     out = np.zeros((c, rows, cols, n), dtype=x.dtype)
     out[:, padding:padding + h, padding:padding + w] = x.transpose(1, 2, 3, 0)
@@ -94,7 +95,7 @@ def column_shifts(x, weight, padding, block_bytes=kernels.BLOCK_BYTES):
     n, c, h, w = x.shape
     o = weight.shape[0]
     oh, ow = h + 2 * padding - 2, w + 2 * padding - 2
-    image = _padded(x, padding, h + 2 * padding, w + 2 * padding)
+    image = kernels.planes(x, ((3, 3), (1, 1), (padding, padding), (1, 1)))[:, 0, 0]  # (C, H+2p, W+2p, N)
     rows_of_kernel = [np.ascontiguousarray(weight[:, :, i, :]).reshape(o, 3 * c) for i in range(3)]
     out = np.empty((o, oh, ow, n), dtype=x.dtype)
     step = max(1, block_bytes // (3 * c * ow * n * x.itemsize))
@@ -117,26 +118,17 @@ WAYS = {"Winograd F(2x2, 3x3)": winograd, "column shifts only": column_shifts}
 def check(x, weight, padding):
     """Raise if a rearrangement does not compute the engine's convolution."""
     expected = engine(x, weight, padding)
+    tolerance = 1e-5 * np.abs(expected).max()
     for name, way in WAYS.items():
         got = way(x, weight, padding)
-        scale = np.abs(expected).max()
-        if got.shape != expected.shape or np.abs(got - expected).max() > 1e-5 * scale:
+        if got.shape != expected.shape or np.abs(got - expected).max() > tolerance:
             raise AssertionError(f"{name} differs from the engine's convolution for x {x.shape}, "
                                  f"weight {weight.shape}, padding {padding}")
 
 
-def median_seconds(fn, *args, calls):
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        fn(*args)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--calls", type=int, default=15, help="timed calls per way (median taken)")
+    p.add_argument("--calls", type=int, default=15, help="timed calls per way, alternating (median taken)")
     args = p.parse_args(argv)
     print(f"machine: {machine.describe()}; {machine.load_average()}")
     print(f"1 BLAS thread (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}), float32, "
@@ -153,9 +145,11 @@ def main(argv=None):
         for way in ways.values():  # warm up
             way(x, weight, 1)
         times = {name: [] for name in ways}
-        for _ in range(3):  # alternate, so a slow moment hits every way alike
+        for _ in range(args.calls):  # one call of each way in turn, so a slow moment hits all alike
             for name, way in ways.items():
-                times[name].append(median_seconds(way, x, weight, 1, calls=max(1, args.calls // 3)))
+                start = time.perf_counter()
+                way(x, weight, 1)
+                times[name].append(time.perf_counter() - start)
         t = {name: statistics.median(v) for name, v in times.items()}
         ratios = " | ".join(f"{t[name] / t['engine']:.2f}" for name in WAYS)
         print(f"| {c} -> {o} at {side}x{side}, batch {n} | {t['engine'] * 1e3:.2f} | {ratios} |")
